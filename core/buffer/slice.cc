@@ -1,0 +1,104 @@
+#include "core/buffer/slice.h"
+
+#include <cstring>
+#include <utility>
+
+#include "core/base/logging.h"
+
+namespace vrpc {
+namespace {
+
+// The release hook of an External slice: owned by the shared_ptr's deleter,
+// run once when the last reference goes.
+struct ExternalRelease {
+  absl::AnyInvocable<void() &&> release;
+  void operator()(const void*) {
+    if (release) std::move(release)();
+  }
+};
+
+}  // namespace
+
+Slice Slice::Copy(absl::Span<const uint8_t> bytes) {
+  uint8_t* data = nullptr;
+  Slice slice = Allocate(bytes.size(), &data);
+  if (!bytes.empty()) std::memcpy(data, bytes.data(), bytes.size());
+  return slice;
+}
+
+Slice Slice::Copy(absl::string_view bytes) {
+  return Copy(absl::Span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+Slice Slice::Allocate(size_t size, uint8_t** data) {
+  std::shared_ptr<uint8_t[]> buffer(new uint8_t[size == 0 ? 1 : size]);
+  *data = buffer.get();
+  const uint8_t* begin = buffer.get();
+  return Slice(std::shared_ptr<const void>(std::move(buffer), begin), begin, size);
+}
+
+Slice Slice::External(const uint8_t* data, size_t size,
+                      absl::AnyInvocable<void() &&> release) {
+  std::shared_ptr<const void> owner(nullptr, ExternalRelease{std::move(release)});
+  return Slice(std::move(owner), data, size);
+}
+
+Slice Slice::Sub(size_t offset, size_t length) const {
+  VRPC_CHECK(offset <= size_ && length <= size_ - offset)
+      << "Sub(" << offset << ", " << length << ") of " << size_;
+  return Slice(owner_, data_ + offset, length);
+}
+
+void SliceChain::Append(Slice slice) {
+  if (slice.empty()) return;
+  size_ += slice.size();
+  slices_.push_back(std::move(slice));
+}
+
+void SliceChain::Append(SliceChain chain) {
+  for (Slice& s : chain.slices_) Append(std::move(s));
+}
+
+SliceChain SliceChain::TakePrefix(size_t n) {
+  VRPC_CHECK(n <= size_) << "TakePrefix(" << n << ") of " << size_;
+  SliceChain prefix;
+  size_t whole = 0;
+  while (whole < slices_.size() && slices_[whole].size() <= n - prefix.size_) {
+    prefix.Append(std::move(slices_[whole]));
+    ++whole;
+  }
+  slices_.erase(slices_.begin(), slices_.begin() + whole);
+  const size_t rest = n - prefix.size_;
+  if (rest > 0) {
+    Slice& head = slices_.front();
+    prefix.Append(head.Sub(0, rest));
+    head = head.Sub(rest, head.size() - rest);
+  }
+  size_ -= n;
+  return prefix;
+}
+
+void SliceChain::RemovePrefix(size_t n) { (void)TakePrefix(n); }
+
+size_t SliceChain::CopyTo(absl::Span<uint8_t> out) const {
+  size_t copied = 0;
+  for (const Slice& s : slices_) {
+    if (copied == out.size()) break;
+    const size_t n = std::min(s.size(), out.size() - copied);
+    std::memcpy(out.data() + copied, s.data(), n);
+    copied += n;
+  }
+  return copied;
+}
+
+std::string SliceChain::ToString() const {
+  std::string out;
+  out.reserve(size_);
+  for (const Slice& s : slices_) {
+    out.append(reinterpret_cast<const char*>(s.data()), s.size());
+  }
+  return out;
+}
+
+}  // namespace vrpc
