@@ -471,6 +471,9 @@ void Engine::HandleConnecting(Connection& c, const Header& h, absl::Time now,
 
 void Engine::HandleEstablished(Connection& c, const Header& h, SliceChain payload,
                                absl::Time now, Actions& out) {
+  // The handlers below may end the connection, and one nobody owns (still in
+  // an accept queue) is freed at once: after them, only |id| is safe to use.
+  const ConnId id = c.id;
   if (h.op_code() == Op::kRst) {
     const bool orderly =
         c.peer_shutdown == kShutdownBoth || c.local_shutdown == kShutdownBoth;
@@ -502,7 +505,10 @@ void Engine::HandleEstablished(Connection& c, const Header& h, SliceChain payloa
                     now, out);
       return;
   }
-  if (c.state == ConnState::kEstablished) UpdateBlocked(c, now, out);
+  Connection* still = Find(id);
+  if (still != nullptr && still->state == ConnState::kEstablished) {
+    UpdateBlocked(*still, now, out);
+  }
 }
 
 void Engine::HandleData(Connection& c, const Header& h, SliceChain payload,
@@ -617,6 +623,9 @@ Engine::Connection& Engine::NewConnection(SocketType type, uint32_t local_port,
   return ref;
 }
 
+// Ends |c|. A connection the application does not hold (waiting in an accept
+// queue, or lingering after Close) is freed here: callers must not touch |c|
+// afterwards.
 void Engine::Terminate(Connection& c, EventType event, absl::Status status,
                        absl::Time now, Actions& out) {
   VRPC_DCHECK(c.state != ConnState::kClosed);

@@ -392,6 +392,29 @@ TEST_F(EngineTest, DataAfterPeerShutdownSendIsReset) {
   EXPECT_THAT(Ops(SendData("late")), ElementsAre(Op::kRst));
 }
 
+// Found by engine_pair_fuzz: a connection still in the accept queue that the
+// peer shuts down is freed while its packet is being handled.
+TEST_F(EngineTest, PeerShutdownBeforeAcceptFreesTheConnection) {
+  VRPC_ASSERT_OK(engine_->Listen(kHostPort, SocketType::kStream, 4));
+  Deliver(FromGuest(Op::kRequest));
+  Header sh = FromGuest(Op::kShutdown);
+  sh.flags = kShutdownBoth;
+  Actions a = Deliver(sh);
+  EXPECT_THAT(Ops(a), ElementsAre(Op::kRst));
+  EXPECT_TRUE(a.events.empty());  // the application never saw it
+  EXPECT_FALSE(engine_->Accept(kHostPort).has_value());
+  EXPECT_EQ(engine_->stats().connections, 0u);
+}
+
+TEST_F(EngineTest, ProtocolErrorBeforeAcceptFreesTheConnection) {
+  VRPC_ASSERT_OK(engine_->Listen(kHostPort, SocketType::kStream, 4));
+  Deliver(FromGuest(Op::kRequest));
+  guest_fwd_cnt_ = 9;  // acknowledges bytes never sent
+  EXPECT_THAT(Ops(Deliver(FromGuest(Op::kCreditUpdate))), ElementsAre(Op::kRst));
+  EXPECT_FALSE(engine_->Accept(kHostPort).has_value());
+  EXPECT_EQ(engine_->stats().connections, 0u);
+}
+
 TEST_F(EngineTest, DuplicateRequestOnLiveConnectionIsReset) {
   ConnId id = EstablishIncoming();
   EXPECT_THAT(Ops(Deliver(FromGuest(Op::kRequest))), ElementsAre(Op::kRst));
