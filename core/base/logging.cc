@@ -5,11 +5,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
 
-#include "absl/base/const_init.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -30,8 +29,10 @@ std::atomic<int>& MinSeverity() {
   return min;
 }
 
-ABSL_CONST_INIT absl::Mutex sink_mu(absl::kConstInit);
-LogSink* custom_sink ABSL_GUARDED_BY(sink_mu) = nullptr;
+// std::mutex (constant-initialized) rather than absl::Mutex, so ThreadSanitizer
+// sees it: Debian's Abseil is not TSan-instrumented.
+std::mutex sink_mu;
+LogSink* custom_sink = nullptr;  // guarded by sink_mu
 
 char SeverityLetter(LogSeverity s) {
   switch (s) {
@@ -62,7 +63,7 @@ LogSeverity MinLogSeverity() {
 }
 
 void SetLogSink(LogSink sink) {
-  absl::MutexLock lock(&sink_mu);
+  std::lock_guard<std::mutex> lock(sink_mu);
   delete custom_sink;
   custom_sink = sink ? new LogSink(std::move(sink)) : nullptr;
 }
@@ -85,7 +86,7 @@ LogMessage::~LogMessage() {
   const std::string line = stream_.str();
   bool wrote_stderr = false;
   {
-    absl::MutexLock lock(&sink_mu);
+    std::lock_guard<std::mutex> lock(sink_mu);
     if (custom_sink != nullptr) {
       (*custom_sink)(severity_, line);
     } else {

@@ -1,0 +1,97 @@
+#include "core/io/manual_reactor.h"
+
+#include <poll.h>
+
+#include <utility>
+
+#include "absl/status/status.h"
+
+namespace vrpc {
+namespace io {
+
+absl::StatusOr<WatchId> ManualReactor::Watch(int fd, uint32_t events,
+                                             absl::AnyInvocable<void(uint32_t)> on_ready) {
+  if (fd < 0 || events == 0) return absl::InvalidArgumentError("bad watch");
+  const WatchId id = next_id_++;
+  watches_.emplace(id, WatchEntry{fd, events, std::move(on_ready)});
+  return id;
+}
+
+void ManualReactor::Unwatch(WatchId id) { watches_.erase(id); }
+
+TimerId ManualReactor::RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) {
+  const TimerId id = next_id_++;
+  timers_.emplace(id, std::move(fn));
+  timer_order_.emplace(deadline, id);
+  return id;
+}
+
+void ManualReactor::CancelTimer(TimerId id) { timers_.erase(id); }
+
+void ManualReactor::Post(absl::AnyInvocable<void()> fn) {
+  std::lock_guard<std::mutex> lock(post_mu_);
+  posted_.push_back(std::move(fn));
+}
+
+size_t ManualReactor::RunRound() {
+  size_t ran = 0;
+  std::vector<absl::AnyInvocable<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch) {
+    fn();
+    ++ran;
+  }
+  // Poll every watched fd once, then call back the ready ones that are
+  // still watched (a callback may unwatch another).
+  std::vector<std::pair<WatchId, uint32_t>> ready;
+  for (const auto& [id, w] : watches_) {
+    pollfd p{w.fd, static_cast<short>(w.events), 0};
+    if (::poll(&p, 1, 0) == 1 && p.revents != 0) {
+      ready.emplace_back(id, static_cast<uint32_t>(p.revents));
+    }
+  }
+  for (const auto& [id, revents] : ready) {
+    auto it = watches_.find(id);
+    if (it == watches_.end()) continue;
+    it->second.on_ready(revents);
+    ++ran;
+  }
+  while (!timer_order_.empty() && timer_order_.begin()->first <= now_) {
+    const TimerId id = timer_order_.begin()->second;
+    timer_order_.erase(timer_order_.begin());
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;
+    auto fn = std::move(it->second);
+    timers_.erase(it);
+    fn();
+    ++ran;
+  }
+  return ran;
+}
+
+size_t ManualReactor::RunUntilIdle(size_t max_rounds) {
+  size_t total = 0;
+  for (size_t round = 0; round < max_rounds; ++round) {
+    const size_t ran = RunRound();
+    if (ran == 0) break;
+    total += ran;
+  }
+  return total;
+}
+
+void ManualReactor::AdvanceTime(absl::Duration d) {
+  const absl::Time end = now_ + d;
+  RunUntilIdle();
+  while (!timer_order_.empty() && timer_order_.begin()->first <= end) {
+    if (timer_order_.begin()->first > now_) now_ = timer_order_.begin()->first;
+    RunUntilIdle();
+  }
+  now_ = end;
+  RunUntilIdle();
+}
+
+}  // namespace io
+}  // namespace vrpc

@@ -1,0 +1,67 @@
+// File: core/io/reactor.h
+//
+// Reactor: the event-loop interface that libraries (vhost-user backend,
+// device, driver, kernel transport) are written against, so none of them owns
+// a loop (CONVENTIONS.md §10). Implementations: UringReactor (liburing, for
+// programs) and ManualReactor (deterministic clock, for tests).
+//
+// Threading: a reactor runs on one thread. Watch, Unwatch, RunAt and
+// CancelTimer must be called on that thread (or before the loop starts);
+// callbacks run on it. Post and Stop-style calls of implementations are
+// thread-safe and are how other threads hand work to the loop.
+#ifndef VRPC_CORE_IO_REACTOR_H_
+#define VRPC_CORE_IO_REACTOR_H_
+
+#include <cstdint>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace vrpc {
+namespace io {
+
+// Readiness bits, as poll(2): kReadable = POLLIN, kWritable = POLLOUT.
+// Callbacks may also see POLLERR / POLLHUP bits in |revents|.
+inline constexpr uint32_t kReadable = 0x001;
+inline constexpr uint32_t kWritable = 0x004;
+
+using WatchId = uint64_t;
+using TimerId = uint64_t;
+
+class Reactor {
+ public:
+  virtual ~Reactor() = default;
+
+  // Calls |on_ready(revents)| on the loop thread whenever |fd| is ready for
+  // any of |events| (level-triggered: it fires again while the condition
+  // holds). Does not take ownership of |fd|, which must stay open until
+  // Unwatch. Returns kInvalidArgument for a negative fd or empty events, or
+  // the implementation's resource error.
+  virtual absl::StatusOr<WatchId> Watch(int fd, uint32_t events,
+                                        absl::AnyInvocable<void(uint32_t revents)> on_ready) = 0;
+
+  // Stops a watch. After it returns the callback is not called again (it may
+  // be called from within that callback). Unknown ids are ignored.
+  virtual void Unwatch(WatchId id) = 0;
+
+  // Calls |fn| once on the loop thread at or after |deadline|.
+  virtual TimerId RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) = 0;
+  TimerId RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
+    return RunAt(Now() + delay, std::move(fn));
+  }
+  // Cancels a timer that has not fired; unknown or fired ids are ignored.
+  virtual void CancelTimer(TimerId id) = 0;
+
+  // Runs |fn| on the loop thread soon. Thread-safe; the one call other
+  // threads may make.
+  virtual void Post(absl::AnyInvocable<void()> fn) = 0;
+
+  // The reactor's clock: the time protocol engines are given.
+  virtual absl::Time Now() const = 0;
+};
+
+}  // namespace io
+}  // namespace vrpc
+
+#endif  // VRPC_CORE_IO_REACTOR_H_

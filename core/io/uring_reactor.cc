@@ -1,0 +1,222 @@
+#include "core/io/uring_reactor.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/logging.h"
+
+namespace vrpc {
+namespace io {
+namespace {
+
+// user_data of POLL_REMOVE completions: never a watch id.
+constexpr uint64_t kRemoveTag = ~uint64_t{0};
+// The longest single wait, so Stop() from a signal handler-free thread
+// is noticed even if the eventfd write were lost.
+constexpr absl::Duration kMaxWait = absl::Seconds(1);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<UringReactor>> UringReactor::Create(unsigned entries) {
+  std::unique_ptr<UringReactor> r(new UringReactor());
+  const int rc = io_uring_queue_init(entries, &r->ring_, 0);
+  if (rc < 0) return absl::ErrnoToStatus(-rc, "io_uring_queue_init");
+  r->ring_ready_ = true;
+  r->wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!r->wake_fd_.valid()) return absl::ErrnoToStatus(errno, "eventfd");
+  UringReactor* self = r.get();
+  auto watch = r->Watch(r->wake_fd_.get(), kReadable, [self](uint32_t) {
+    uint64_t value;
+    while (::read(self->wake_fd_.get(), &value, sizeof(value)) > 0) {
+    }
+  });
+  if (!watch.ok()) return watch.status();
+  r->wake_watch_ = *watch;
+  return r;
+}
+
+UringReactor::~UringReactor() {
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+}
+
+io_uring_sqe* UringReactor::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    // The submission queue is full: flush it and try once more.
+    (void)io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+absl::Status UringReactor::Arm(WatchId id, WatchEntry& entry) {
+  io_uring_sqe* sqe = GetSqe();
+  if (sqe == nullptr) return absl::ResourceExhaustedError("io_uring submission queue full");
+  io_uring_prep_poll_add(sqe, entry.fd, entry.events);
+  io_uring_sqe_set_data64(sqe, id);
+  entry.armed = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<WatchId> UringReactor::Watch(int fd, uint32_t events,
+                                            absl::AnyInvocable<void(uint32_t)> on_ready) {
+  if (fd < 0 || events == 0) return absl::InvalidArgumentError("bad watch");
+  const WatchId id = next_id_++;
+  WatchEntry& entry = watches_[id];
+  entry.fd = fd;
+  entry.events = events;
+  entry.on_ready = std::move(on_ready);
+  if (absl::Status s = Arm(id, entry); !s.ok()) {
+    watches_.erase(id);
+    return s;
+  }
+  return id;
+}
+
+void UringReactor::Unwatch(WatchId id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end() || it->second.cancelled) return;
+  it->second.cancelled = true;
+  if (!it->second.armed) {
+    watches_.erase(it);
+    return;
+  }
+  // Keep the entry until the poll's completion arrives, so its user_data
+  // never meets a reused id; the callback is not called again.
+  if (io_uring_sqe* sqe = GetSqe()) {
+    io_uring_prep_poll_remove(sqe, id);
+    io_uring_sqe_set_data64(sqe, kRemoveTag);
+  }
+}
+
+TimerId UringReactor::RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) {
+  const TimerId id = next_id_++;
+  timers_.emplace(id, std::make_pair(deadline, std::move(fn)));
+  timer_order_.emplace(deadline, id);
+  return id;
+}
+
+void UringReactor::CancelTimer(TimerId id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  auto range = timer_order_.equal_range(it->second.first);
+  for (auto o = range.first; o != range.second; ++o) {
+    if (o->second == id) {
+      timer_order_.erase(o);
+      break;
+    }
+  }
+  timers_.erase(it);
+}
+
+void UringReactor::Post(absl::AnyInvocable<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void UringReactor::Stop() {
+  stop_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void UringReactor::HandleCompletion(uint64_t user_data, int res) {
+  if (user_data == kRemoveTag) return;
+  auto it = watches_.find(user_data);
+  if (it == watches_.end()) return;
+  it->second.armed = false;
+  if (it->second.cancelled || res == -ECANCELED) {
+    watches_.erase(it);
+    return;
+  }
+  if (res < 0) {
+    VRPC_LOG(WARNING) << "poll on fd " << it->second.fd << " failed: " << std::strerror(-res);
+    res = POLLERR;
+  }
+  it->second.on_ready(static_cast<uint32_t>(res));
+  // The callback may have unwatched (and erased) itself or added watches.
+  it = watches_.find(user_data);
+  if (it == watches_.end()) return;
+  if (it->second.cancelled) {
+    watches_.erase(it);
+    return;
+  }
+  if (absl::Status s = Arm(user_data, it->second); !s.ok()) {
+    VRPC_LOG(ERROR) << "re-arming fd " << it->second.fd << ": " << s;
+  }
+}
+
+void UringReactor::RunDueTimers() {
+  const absl::Time now = Now();
+  while (!timer_order_.empty() && timer_order_.begin()->first <= now) {
+    const TimerId id = timer_order_.begin()->second;
+    timer_order_.erase(timer_order_.begin());
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;
+    absl::AnyInvocable<void()> fn = std::move(it->second.second);
+    timers_.erase(it);
+    fn();
+  }
+}
+
+void UringReactor::RunPosted() {
+  std::vector<absl::AnyInvocable<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch) fn();
+}
+
+absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
+  absl::Duration wait = std::min(max_wait, kMaxWait);
+  if (!timer_order_.empty()) {
+    wait = std::max(absl::ZeroDuration(),
+                    std::min(wait, timer_order_.begin()->first - Now()));
+  }
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    if (!posted_.empty()) wait = absl::ZeroDuration();
+  }
+  const timespec t = absl::ToTimespec(wait);
+  __kernel_timespec ts{t.tv_sec, t.tv_nsec};
+  io_uring_cqe* cqe = nullptr;
+  const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
+    return absl::ErrnoToStatus(-rc, "io_uring_submit_and_wait_timeout");
+  }
+  // Drain every completion that is ready.
+  unsigned head;
+  unsigned seen = 0;
+  std::vector<std::pair<uint64_t, int>> done;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    done.emplace_back(io_uring_cqe_get_data64(cqe), cqe->res);
+    ++seen;
+  }
+  io_uring_cq_advance(&ring_, seen);
+  for (const auto& [user_data, res] : done) HandleCompletion(user_data, res);
+  RunDueTimers();
+  RunPosted();
+  return absl::OkStatus();
+}
+
+absl::Status UringReactor::Run() {
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (absl::Status s = RunOnce(kMaxWait); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace io
+}  // namespace vrpc

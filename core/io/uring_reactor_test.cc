@@ -1,0 +1,175 @@
+#include "core/io/uring_reactor.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "core/base/status_matchers.h"
+#include "core/base/unique_fd.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vrpc {
+namespace io {
+namespace {
+
+using ::testing::ElementsAre;
+
+UniqueFd MakeEventFd() { return UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); }
+
+void Signal(int fd) {
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(fd, &one, sizeof(one)), 8);
+}
+
+class UringReactorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = UringReactor::Create();
+    ASSERT_THAT(r, IsOk());
+    reactor_ = *std::move(r);
+  }
+  // Runs iterations until |done| or a generous bound.
+  template <typename Pred>
+  bool RunUntil(Pred done) {
+    for (int i = 0; i < 200 && !done(); ++i) {
+      if (!reactor_->RunOnce(absl::Milliseconds(50)).ok()) return false;
+    }
+    return done();
+  }
+  std::unique_ptr<UringReactor> reactor_;
+};
+
+TEST_F(UringReactorTest, EventFdReadiness) {
+  UniqueFd efd = MakeEventFd();
+  int calls = 0;
+  VRPC_ASSERT_OK(reactor_->Watch(efd.get(), kReadable, [&](uint32_t revents) {
+                   EXPECT_TRUE(revents & kReadable);
+                   uint64_t v;
+                   ASSERT_EQ(::read(efd.get(), &v, sizeof(v)), 8);
+                   ++calls;
+                 }).status());
+  VRPC_ASSERT_OK(reactor_->RunOnce(absl::Milliseconds(10)));
+  EXPECT_EQ(calls, 0);
+  Signal(efd.get());
+  EXPECT_TRUE(RunUntil([&] { return calls == 1; }));
+  Signal(efd.get());
+  EXPECT_TRUE(RunUntil([&] { return calls == 2; }));
+}
+
+TEST_F(UringReactorTest, LevelTriggeredWhileNotDrained) {
+  UniqueFd efd = MakeEventFd();
+  Signal(efd.get());
+  int calls = 0;
+  VRPC_ASSERT_OK(reactor_->Watch(efd.get(), kReadable, [&](uint32_t) { ++calls; }).status());
+  EXPECT_TRUE(RunUntil([&] { return calls >= 3; }));  // never drained: keeps firing
+}
+
+TEST_F(UringReactorTest, UnwatchFromInsideTheCallback) {
+  UniqueFd efd = MakeEventFd();
+  Signal(efd.get());
+  int calls = 0;
+  WatchId id = 0;
+  auto watch = reactor_->Watch(efd.get(), kReadable, [&](uint32_t) {
+    ++calls;
+    reactor_->Unwatch(id);
+  });
+  ASSERT_THAT(watch, IsOk());
+  id = *watch;
+  EXPECT_TRUE(RunUntil([&] { return calls == 1; }));
+  for (int i = 0; i < 5; ++i) VRPC_ASSERT_OK(reactor_->RunOnce(absl::Milliseconds(5)));
+  EXPECT_EQ(calls, 1);  // still readable, but no longer watched
+}
+
+TEST_F(UringReactorTest, UnwatchArmedWatch) {
+  UniqueFd efd = MakeEventFd();
+  int calls = 0;
+  VRPC_ASSERT_OK_AND_ASSIGN(WatchId id,
+                            reactor_->Watch(efd.get(), kReadable, [&](uint32_t) { ++calls; }));
+  VRPC_ASSERT_OK(reactor_->RunOnce(absl::Milliseconds(1)));
+  reactor_->Unwatch(id);
+  Signal(efd.get());
+  for (int i = 0; i < 5; ++i) VRPC_ASSERT_OK(reactor_->RunOnce(absl::Milliseconds(5)));
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_F(UringReactorTest, SocketReadableAndHangup) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  std::vector<uint32_t> seen;
+  WatchId id = 0;
+  auto watch = reactor_->Watch(a.get(), kReadable, [&](uint32_t revents) {
+    char buf[16];
+    while (::read(a.get(), buf, sizeof(buf)) > 0) {
+    }
+    seen.push_back(revents);
+    if (revents & POLLHUP) reactor_->Unwatch(id);
+  });
+  ASSERT_THAT(watch, IsOk());
+  id = *watch;
+  ASSERT_EQ(::write(b.get(), "x", 1), 1);
+  EXPECT_TRUE(RunUntil([&] { return seen.size() == 1; }));
+  b.Reset();
+  EXPECT_TRUE(RunUntil([&] { return !seen.empty() && (seen.back() & POLLHUP); }));
+}
+
+TEST_F(UringReactorTest, TimersFireInOrderAndCancel) {
+  std::vector<int> fired;
+  const absl::Time now = reactor_->Now();
+  reactor_->RunAt(now + absl::Milliseconds(30), [&] { fired.push_back(3); });
+  reactor_->RunAt(now + absl::Milliseconds(10), [&] { fired.push_back(1); });
+  TimerId cancelled = reactor_->RunAt(now + absl::Milliseconds(20), [&] { fired.push_back(2); });
+  reactor_->CancelTimer(cancelled);
+  EXPECT_TRUE(RunUntil([&] { return fired.size() == 2; }));
+  EXPECT_THAT(fired, ElementsAre(1, 3));
+  EXPECT_GE(reactor_->Now(), now + absl::Milliseconds(30));
+}
+
+TEST_F(UringReactorTest, PostAndStopFromAnotherThread) {
+  std::atomic<int> posted{0};
+  std::thread other([&] {
+    for (int i = 0; i < 100; ++i) reactor_->Post([&] { posted.fetch_add(1); });
+    reactor_->Post([&] { reactor_->Stop(); });
+  });
+  VRPC_EXPECT_OK(reactor_->Run());
+  other.join();
+  EXPECT_EQ(posted.load(), 100);
+}
+
+TEST_F(UringReactorTest, StopBeforeRunReturnsAtOnce) {
+  reactor_->Stop();
+  VRPC_EXPECT_OK(reactor_->Run());
+}
+
+TEST_F(UringReactorTest, ManyWatches) {
+  std::vector<UniqueFd> fds;
+  int calls = 0;
+  for (int i = 0; i < 500; ++i) {
+    fds.push_back(MakeEventFd());
+    const int fd = fds.back().get();
+    VRPC_ASSERT_OK(reactor_->Watch(fd, kReadable, [&calls, fd](uint32_t) {
+                     uint64_t v;
+                     (void)!::read(fd, &v, sizeof(v));
+                     ++calls;
+                   }).status());
+  }
+  for (auto& fd : fds) Signal(fd.get());
+  EXPECT_TRUE(RunUntil([&] { return calls == 500; }));
+}
+
+TEST_F(UringReactorTest, RejectsBadWatch) {
+  EXPECT_THAT(reactor_->Watch(-1, kReadable, [](uint32_t) {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(reactor_->Watch(0, 0, [](uint32_t) {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace io
+}  // namespace vrpc
