@@ -32,6 +32,8 @@ struct Engine::Connection {
   bool lingering = false;
   // Set while waiting in a listener's accept queue.
   std::optional<uint32_t> accept_port;
+  // An any-port request we have not answered yet (see ListenAnyPort).
+  bool awaiting_response = false;
   uint32_t local_shutdown = 0;
   uint32_t peer_shutdown = 0;
   CreditAccount credit;
@@ -151,6 +153,31 @@ absl::Status Engine::Listen(uint32_t port, SocketType type, size_t backlog) {
     return absl::AlreadyExistsError(absl::StrCat("port ", port, " in use"));
   }
   listeners_[port] = Listener{type, backlog, {}};
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ListenAnyPort(SocketType type, size_t backlog) {
+  if (backlog == 0) return absl::InvalidArgumentError("backlog must be > 0");
+  if (listeners_.contains(kPortAny)) {
+    return absl::AlreadyExistsError("an any-port listener exists");
+  }
+  Listener listener{type, backlog, {}};
+  listener.defer_response = true;
+  listeners_[kPortAny] = std::move(listener);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Respond(ConnId id, Actions& out) {
+  absl::StatusOr<Connection*> found = FindOwned(id);
+  if (!found.ok()) return found.status();
+  Connection& c = **found;
+  if (!c.awaiting_response || c.state != ConnState::kConnecting) {
+    return absl::FailedPreconditionError("connection is not waiting for an answer");
+  }
+  c.awaiting_response = false;
+  c.state = ConnState::kEstablished;
+  SetDeadline(c, absl::InfiniteFuture());
+  Emit(c, Op::kResponse, 0, {}, out);
   return absl::OkStatus();
 }
 
@@ -390,7 +417,7 @@ void Engine::OnPacket(const Header& h, SliceChain payload, absl::Time now, Actio
     return;
   }
   if (c == nullptr) {
-    HandleNoConnection(h, out);
+    HandleNoConnection(h, now, out);
   } else if (h.type != static_cast<uint16_t>(c->type)) {
     ProtocolError(*c, absl::InvalidArgumentError("packet type differs from the socket's"),
                   now, out);
@@ -403,10 +430,10 @@ void Engine::OnPacket(const Header& h, SliceChain payload, absl::Time now, Actio
   }
 }
 
-void Engine::HandleNoConnection(const Header& h, Actions& out) {
+void Engine::HandleNoConnection(const Header& h, absl::Time now, Actions& out) {
   switch (h.op_code()) {
     case Op::kRequest:
-      HandleRequest(h, out);
+      HandleRequest(h, now, out);
       return;
     case Op::kRst:
       ++stats_.dropped;  // nothing to reset
@@ -419,8 +446,9 @@ void Engine::HandleNoConnection(const Header& h, Actions& out) {
   }
 }
 
-void Engine::HandleRequest(const Header& h, Actions& out) {
+void Engine::HandleRequest(const Header& h, absl::Time now, Actions& out) {
   auto it = listeners_.find(h.dst_port);
+  if (it == listeners_.end()) it = listeners_.find(kPortAny);
   if (it == listeners_.end() || h.type != static_cast<uint16_t>(it->second.type) ||
       it->second.pending.size() >= it->second.backlog ||
       conns_.size() >= config_.max_connections) {
@@ -435,16 +463,34 @@ void Engine::HandleRequest(const Header& h, Actions& out) {
     EmitRst(h, out);
     return;
   }
-  c.state = ConnState::kEstablished;
-  c.accept_port = h.dst_port;
+  c.accept_port = it->first;
   by_ports_[{c.local_port, c.peer_port}] = c.id;
   it->second.pending.push_back(c.id);
-  Emit(c, Op::kResponse, 0, {}, out);
+  if (it->second.defer_response) {
+    c.awaiting_response = true;  // stays CONNECTING until Respond()
+    SetDeadline(c, now + config_.connect_timeout);
+  } else {
+    c.state = ConnState::kEstablished;
+    Emit(c, Op::kResponse, 0, {}, out);
+  }
   EmitEvent(out, EventType::kIncoming, ConnId{}, absl::OkStatus(), h.dst_port);
 }
 
 void Engine::HandleConnecting(Connection& c, const Header& h, absl::Time now,
                               Actions& out) {
+  if (c.awaiting_response) {
+    // The peer waits for our answer: it may only give up.
+    if (h.op_code() == Op::kRst) {
+      Terminate(c, EventType::kReset,
+                absl::UnavailableError("peer withdrew its connection request (RST)"), now,
+                out);
+    } else {
+      ProtocolError(c, absl::InvalidArgumentError(absl::StrCat(
+                           OpName(h.op), " before our OP_RESPONSE")),
+                    now, out);
+    }
+    return;
+  }
   switch (h.op_code()) {
     case Op::kResponse:
       if (absl::Status s = c.credit.OnPeerCredit(h.buf_alloc, h.fwd_cnt); !s.ok()) {
@@ -583,8 +629,10 @@ void Engine::OnTimer(absl::Time now, Actions& out) {
     } else if (c->state == ConnState::kConnecting) {
       Emit(*c, Op::kRst, 0, {}, out);
       Terminate(*c, EventType::kReset,
-                absl::DeadlineExceededError(absl::StrCat(
-                    "connect to port ", c->peer_port, " timed out")),
+                absl::DeadlineExceededError(
+                    c->awaiting_response
+                        ? absl::StrCat("request to port ", c->local_port, " not answered")
+                        : absl::StrCat("connect to port ", c->peer_port, " timed out")),
                 now, out);
     }
   }

@@ -134,9 +134,24 @@ class Engine {
   absl::Status Listen(uint32_t port, SocketType type, size_t backlog);
   // Stops listening; connections not yet accepted are reset.
   void Unlisten(uint32_t port, Actions& out);
-  // Takes the oldest connection waiting on |port|, if any. The application
-  // owns it from now on and must Close() it.
+  // Takes the oldest connection waiting on |port| (kPortAny: on the
+  // any-port listener), if any. The application owns it from now on and must
+  // Close() it.
   std::optional<ConnId> Accept(uint32_t port);
+
+  // Any-port listener: takes every OP_REQUEST to a port with no listener of
+  // its own, WITHOUT answering it, so the application can decide per port
+  // (the hybrid host forwards guest port P to the Unix socket <uds>_P and
+  // must first see whether anything listens there). Each waits in the queue
+  // of Accept(kPortAny), announced by kIncoming with the requested port; the
+  // application then calls Respond() to send OP_RESPONSE, or Close() to
+  // refuse with OP_RST. Unanswered requests are refused after
+  // connect_timeout. kAlreadyExists if one is installed; remove it with
+  // Unlisten(kPortAny).
+  absl::Status ListenAnyPort(SocketType type, size_t backlog);
+  // Answers an accepted any-port request with OP_RESPONSE: ESTABLISHED.
+  // kFailedPrecondition if |id| is not waiting for an answer.
+  absl::Status Respond(ConnId id, Actions& out);
 
   // STREAM: sends a prefix of |data| as OP_RW packets, as far as peer credit
   // allows, removing it from |data| (the packets share its Slices). Returns
@@ -219,6 +234,7 @@ class Engine {
     SocketType type;
     size_t backlog;
     std::deque<ConnId> pending;
+    bool defer_response = false;  // the any-port listener
   };
   // (local port, peer port) of a live connection.
   using PortPair = std::pair<uint32_t, uint32_t>;
@@ -226,8 +242,8 @@ class Engine {
   explicit Engine(const EngineConfig& config);
 
   // Packet dispatch by state.
-  void HandleNoConnection(const Header& h, Actions& out);
-  void HandleRequest(const Header& h, Actions& out);
+  void HandleNoConnection(const Header& h, absl::Time now, Actions& out);
+  void HandleRequest(const Header& h, absl::Time now, Actions& out);
   void HandleConnecting(Connection& c, const Header& h, absl::Time now, Actions& out);
   void HandleEstablished(Connection& c, const Header& h, SliceChain payload,
                          absl::Time now, Actions& out);

@@ -256,6 +256,86 @@ TEST_F(EngineTest, EphemeralPortsAreDistinctAndSkipTakenOnes) {
               StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
+// ---- The any-port listener (hybrid forwarding decides per port) ----
+
+TEST_F(EngineTest, AnyPortListenerDefersTheAnswer) {
+  VRPC_ASSERT_OK(engine_->ListenAnyPort(SocketType::kStream, 4));
+  Actions a = Deliver(FromGuest(Op::kRequest, 4321));
+  EXPECT_THAT(Ops(a), IsEmpty());  // no answer yet
+  ASSERT_THAT(Types(a), ElementsAre(EventType::kIncoming));
+  EXPECT_EQ(a.events[0].port, 4321u);
+  auto id = engine_->Accept(kPortAny);
+  ASSERT_TRUE(id.has_value());
+  auto info = engine_->GetInfo(*id, now_);
+  EXPECT_EQ(info->state, ConnState::kConnecting);
+  EXPECT_EQ(info->local_port, 4321u);
+  Actions b;
+  VRPC_ASSERT_OK(engine_->Respond(*id, b));
+  ASSERT_THAT(Ops(b), ElementsAre(Op::kResponse));
+  EXPECT_EQ(b.packets[0].header.src_port, 4321u);
+  EXPECT_EQ(engine_->GetInfo(*id, now_)->state, ConnState::kEstablished);
+  EXPECT_THAT(engine_->Respond(*id, b), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Ops(SendData("hi", 4321)), IsEmpty());
+  EXPECT_EQ(engine_->GetInfo(*id, now_)->credit.buffered, 2u);
+}
+
+TEST_F(EngineTest, AnyPortRequestRefusedByClose) {
+  VRPC_ASSERT_OK(engine_->ListenAnyPort(SocketType::kStream, 4));
+  Deliver(FromGuest(Op::kRequest, 4321));
+  auto id = engine_->Accept(kPortAny);
+  ASSERT_TRUE(id.has_value());
+  Actions a;
+  engine_->Close(*id, now_, a);
+  ASSERT_THAT(Ops(a), ElementsAre(Op::kRst));
+  EXPECT_EQ(a.packets[0].header.src_port, 4321u);
+  EXPECT_EQ(engine_->stats().connections, 0u);
+}
+
+TEST_F(EngineTest, UnansweredAnyPortRequestIsRefusedOnTimeout) {
+  VRPC_ASSERT_OK(engine_->ListenAnyPort(SocketType::kStream, 4));
+  Deliver(FromGuest(Op::kRequest, 4321));
+  Actions a;
+  engine_->OnTimer(now_ + absl::Seconds(2), a);
+  EXPECT_THAT(Ops(a), ElementsAre(Op::kRst));
+  EXPECT_TRUE(a.events.empty());  // never accepted: nobody to tell
+  EXPECT_FALSE(engine_->Accept(kPortAny).has_value());
+  EXPECT_EQ(engine_->stats().connections, 0u);
+}
+
+TEST_F(EngineTest, AnyPortRequestWithdrawnByPeer) {
+  VRPC_ASSERT_OK(engine_->ListenAnyPort(SocketType::kStream, 4));
+  Deliver(FromGuest(Op::kRequest, 4321));
+  auto id = engine_->Accept(kPortAny);
+  ASSERT_TRUE(id.has_value());
+  Actions a = Deliver(FromGuest(Op::kRst, 4321));
+  EXPECT_THAT(Ops(a), IsEmpty());
+  ASSERT_THAT(Types(a), ElementsAre(EventType::kReset));
+  Actions b;
+  EXPECT_THAT(engine_->Respond(*id, b), StatusIs(absl::StatusCode::kFailedPrecondition));
+  // Data before our answer is a protocol error.
+  Deliver(FromGuest(Op::kRequest, 4322));
+  EXPECT_THAT(Ops(SendData("early", 4322)), ElementsAre(Op::kRst));
+}
+
+TEST_F(EngineTest, SpecificListenerWinsOverAnyPort) {
+  VRPC_ASSERT_OK(engine_->ListenAnyPort(SocketType::kStream, 4));
+  VRPC_ASSERT_OK(engine_->Listen(kHostPort, SocketType::kStream, 4));
+  EXPECT_THAT(Ops(Deliver(FromGuest(Op::kRequest))), ElementsAre(Op::kResponse));
+  EXPECT_TRUE(engine_->Accept(kHostPort).has_value());
+  EXPECT_FALSE(engine_->Accept(kPortAny).has_value());
+  EXPECT_THAT(engine_->ListenAnyPort(SocketType::kStream, 4),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  Actions a;
+  engine_->Unlisten(kPortAny, a);
+  EXPECT_THAT(Ops(Deliver(FromGuest(Op::kRequest, 4321))), ElementsAre(Op::kRst));
+}
+
+TEST_F(EngineTest, AnyPortBacklogIsBounded) {
+  VRPC_ASSERT_OK(engine_->ListenAnyPort(SocketType::kStream, 1));
+  EXPECT_THAT(Ops(Deliver(FromGuest(Op::kRequest, 1))), IsEmpty());
+  EXPECT_THAT(Ops(Deliver(FromGuest(Op::kRequest, 2))), ElementsAre(Op::kRst));
+}
+
 // ---- Malformed headers (HARDENING.md rows 5 and 14) ----
 
 TEST_F(EngineTest, MisaddressedPacketsAreDroppedSilently) {

@@ -71,7 +71,7 @@ class Harness {
 
   void Run() {
     while (!in_.empty()) {
-      Step(in_.Byte() % 16);
+      Step(in_.Byte() % 18);
       CheckInvariants();
     }
     link_->Pump();
@@ -140,7 +140,9 @@ class Harness {
         tainted_ = true;  // the peer never hears of it
         break;
       }
-      default: (void)ep.Unlisten(100 + in_.Byte() % 4); break;
+      case 15: (void)ep.engine().ListenAnyPort(PickType(), 1 + in_.Byte() % 4); break;
+      case 16: AnswerAnyPort(ep); break;
+      default: ep.Unlisten((in_.Byte() & 1) ? kPortAny : 100 + in_.Byte() % 4); break;
     }
   }
 
@@ -171,6 +173,21 @@ class Harness {
             << "stream corrupted at offset " << c->read;
       }
       ++c->read;
+    }
+  }
+
+  // Takes a request from the any-port listener and answers or refuses it.
+  void AnswerAnyPort(LoopbackEndpoint& ep) {
+    auto id = ep.Accept(kPortAny);
+    if (!id.has_value()) return;
+    if (in_.Byte() & 1) {
+      Actions out;
+      (void)ep.engine().Respond(*id, out);
+      // Hand the RESPONSE to the link the way the endpoint would.
+      for (Packet& p : out.packets) link_->Inject(ep.side(), std::move(p));
+      Conns(ep).push_back({*id});
+    } else {
+      ep.Close(*id);
     }
   }
 
