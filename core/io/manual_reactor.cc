@@ -17,7 +17,16 @@ absl::StatusOr<WatchId> ManualReactor::Watch(int fd, uint32_t events,
   return id;
 }
 
-void ManualReactor::Unwatch(WatchId id) { watches_.erase(id); }
+void ManualReactor::Unwatch(WatchId id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  // A running callback's closure is erased when it returns, not under it.
+  if (id == running_watch_) {
+    it->second.cancelled = true;
+  } else {
+    watches_.erase(it);
+  }
+}
 
 TimerId ManualReactor::RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) {
   const TimerId id = next_id_++;
@@ -55,8 +64,12 @@ size_t ManualReactor::RunRound() {
   }
   for (const auto& [id, revents] : ready) {
     auto it = watches_.find(id);
-    if (it == watches_.end()) continue;
+    if (it == watches_.end() || it->second.cancelled) continue;
+    running_watch_ = id;
     it->second.on_ready(revents);
+    running_watch_ = 0;
+    it = watches_.find(id);
+    if (it != watches_.end() && it->second.cancelled) watches_.erase(it);
     ++ran;
   }
   while (!timer_order_.empty() && timer_order_.begin()->first <= now_) {

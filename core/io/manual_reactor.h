@@ -46,8 +46,10 @@ class ManualReactor final : public Reactor {
     int fd;
     uint32_t events;
     absl::AnyInvocable<void(uint32_t)> on_ready;
+    bool cancelled = false;
   };
   size_t RunRound();
+  WatchId running_watch_ = 0;  // whose callback is on the stack
 
   absl::Time now_;
   uint64_t next_id_ = 1;

@@ -69,6 +69,22 @@ TEST(ManualReactorTest, RunUntilIdleIsBoundedForAFdThatStaysReady) {
   EXPECT_EQ(calls, 50);
 }
 
+TEST(ManualReactorTest, UnwatchItselfFromItsCallback) {
+  ManualReactor r;
+  UniqueFd efd(::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK));
+  int calls = 0;
+  WatchId id = 0;
+  auto watch = r.Watch(efd.get(), kReadable, [&](uint32_t) {
+    ++calls;
+    r.Unwatch(id);
+    ++calls;  // the closure is still alive here
+  });
+  ASSERT_THAT(watch, IsOk());
+  id = *watch;
+  r.RunUntilIdle();
+  EXPECT_EQ(calls, 2);
+}
+
 TEST(ManualReactorTest, PostFromAnotherThreadRunsOnRunUntilIdle) {
   ManualReactor r;
   int ran = 0;

@@ -84,7 +84,8 @@ void UringReactor::Unwatch(WatchId id) {
   auto it = watches_.find(id);
   if (it == watches_.end() || it->second.cancelled) return;
   it->second.cancelled = true;
-  if (!it->second.armed) {
+  // A running callback's closure is erased when it returns, not under it.
+  if (!it->second.armed && id != running_watch_) {
     watches_.erase(it);
     return;
   }
@@ -144,7 +145,9 @@ void UringReactor::HandleCompletion(uint64_t user_data, int res) {
     VRPC_LOG(WARNING) << "poll on fd " << it->second.fd << " failed: " << std::strerror(-res);
     res = POLLERR;
   }
+  running_watch_ = user_data;
   it->second.on_ready(static_cast<uint32_t>(res));
+  running_watch_ = 0;
   // The callback may have unwatched (and erased) itself or added watches.
   it = watches_.find(user_data);
   if (it == watches_.end()) return;

@@ -71,6 +71,7 @@ class UringReactor final : public Reactor {
   bool ring_ready_ = false;
   UniqueFd wake_fd_;
   WatchId wake_watch_ = 0;
+  WatchId running_watch_ = 0;  // whose callback is on the stack
   uint64_t next_id_ = 1;
   absl::flat_hash_map<WatchId, WatchEntry> watches_;
   std::multimap<absl::Time, TimerId> timer_order_;
