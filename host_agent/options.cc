@@ -1,0 +1,136 @@
+#include "host_agent/options.h"
+
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "transport_vsock/wire/header.h"
+
+namespace vrpc {
+namespace host_agent {
+namespace {
+
+absl::StatusOr<uint64_t> ParseCid(absl::string_view text) {
+  uint64_t cid = 0;
+  if (!absl::SimpleAtoi(text, &cid) || !vsock::IsValidGuestCid(cid)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "guest-cid \"", text, "\" must be a guest CID in [3, 4294967294]"));
+  }
+  return cid;
+}
+
+// "guest-cid=3,socket=/a,uds-path=/b"
+absl::StatusOr<VmSpec> ParseVm(absl::string_view spec) {
+  VmSpec vm;
+  bool cid = false;
+  for (absl::string_view item : absl::StrSplit(spec, ',')) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    if (kv.first == "guest-cid" || kv.first == "guest_cid") {
+      auto parsed = ParseCid(kv.second);
+      if (!parsed.ok()) return parsed.status();
+      vm.guest_cid = *parsed;
+      cid = true;
+    } else if (kv.first == "socket") {
+      vm.socket = std::string(kv.second);
+    } else if (kv.first == "uds-path" || kv.first == "uds_path") {
+      vm.uds_path = std::string(kv.second);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--vm: unknown key \"", kv.first, "\""));
+    }
+  }
+  if (!cid || vm.socket.empty() || vm.uds_path.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--vm \"", spec, "\" needs guest-cid, socket and uds-path"));
+  }
+  return vm;
+}
+
+absl::Status CheckDistinct(const std::vector<VmSpec>& vms) {
+  std::set<uint64_t> cids;
+  std::set<std::string> paths;
+  for (const VmSpec& vm : vms) {
+    if (!cids.insert(vm.guest_cid).second) {
+      return absl::InvalidArgumentError(absl::StrCat("guest-cid ", vm.guest_cid, " given twice"));
+    }
+    for (const std::string& p : {vm.socket, vm.uds_path}) {
+      if (!paths.insert(p).second) {
+        return absl::InvalidArgumentError(absl::StrCat("path ", p, " given twice"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
+  Options options;
+  VmSpec single;
+  bool any_single = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      options.help = true;
+      continue;
+    }
+    std::string name(arg);
+    std::string value;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (absl::StartsWith(arg, "--") && i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("flag ", arg, " needs a value"));
+    }
+    if (name == "--vm") {
+      auto vm = ParseVm(value);
+      if (!vm.ok()) return vm.status();
+      options.vms.push_back(*std::move(vm));
+    } else if (name == "--guest-cid" || name == "--guest_cid") {
+      auto cid = ParseCid(value);
+      if (!cid.ok()) return cid.status();
+      single.guest_cid = *cid;
+      any_single = true;
+    } else if (name == "--socket") {
+      single.socket = value;
+      any_single = true;
+    } else if (name == "--uds-path" || name == "--uds_path") {
+      single.uds_path = value;
+      any_single = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", name));
+    }
+  }
+  if (options.help) return options;
+  if (any_single) {
+    if (!options.vms.empty()) {
+      return absl::InvalidArgumentError("use either --vm or --guest-cid/--socket/--uds-path");
+    }
+    if (single.guest_cid == 0 || single.socket.empty() || single.uds_path.empty()) {
+      return absl::InvalidArgumentError("--guest-cid, --socket and --uds-path go together");
+    }
+    options.vms.push_back(single);
+  }
+  if (options.vms.empty()) return absl::InvalidArgumentError("no VM given (see --help)");
+  if (absl::Status s = CheckDistinct(options.vms); !s.ok()) return s;
+  return options;
+}
+
+std::string Usage() {
+  return "usage: host_agent --guest-cid N --socket PATH --uds-path PATH\n"
+         "       host_agent --vm guest-cid=N,socket=PATH,uds-path=PATH [--vm ...]\n"
+         "\n"
+         "Serves a vhost-user vsock device per VM on --socket (attach QEMU with\n"
+         "-device vhost-user-vsock-pci). Host programs reach guest port P by\n"
+         "connecting to --uds-path and writing \"CONNECT P\\n\"; guest connections to\n"
+         "host port P are forwarded to the Unix socket <uds-path>_P.\n";
+}
+
+}  // namespace host_agent
+}  // namespace vrpc

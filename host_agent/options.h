@@ -1,0 +1,48 @@
+// File: host_agent/options.h
+//
+// The host agent's command line, compatible with rust-vmm's
+// vhost-device-vsock:
+//
+//   host_agent --guest-cid 3 --socket /run/vm1.vsock --uds-path /run/vm1.sock
+//   host_agent --vm guest-cid=3,socket=/run/vm1.vsock,uds-path=/run/vm1.sock \
+//              --vm guest-cid=4,socket=/run/vm2.vsock,uds-path=/run/vm2.sock
+//
+// Flags may be written "--flag value" or "--flag=value". Pure parsing.
+#ifndef VRPC_HOST_AGENT_OPTIONS_H_
+#define VRPC_HOST_AGENT_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace vrpc {
+namespace host_agent {
+
+// One VM served by the agent.
+struct VmSpec {
+  uint64_t guest_cid = 0;
+  std::string socket;    // vhost-user socket the VMM (QEMU) connects to
+  std::string uds_path;  // hybrid vsock socket for host applications
+};
+
+struct Options {
+  std::vector<VmSpec> vms;
+  bool help = false;
+};
+
+// Parses |args| (without argv[0]). Either the single-VM flags (all three of
+// --guest-cid, --socket, --uds-path) or one or more --vm specs, not both.
+// Returns kInvalidArgument naming the offending flag for unknown flags,
+// missing values, bad or reserved CIDs, duplicate CIDs or paths.
+absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args);
+
+// The usage text.
+std::string Usage();
+
+}  // namespace host_agent
+}  // namespace vrpc
+
+#endif  // VRPC_HOST_AGENT_OPTIONS_H_
