@@ -4,7 +4,7 @@
 // vhost-device-vsock:
 //
 //   host_agent --guest-cid 3 --socket /run/vm1.vsock --uds-path /run/vm1.sock
-//   host_agent --vm guest-cid=3,socket=/run/vm1.vsock,uds-path=/run/vm1.sock \
+//   host_agent --vm guest-cid=3,socket=/run/vm1.vsock,uds-path=/run/vm1.sock
 //              --vm guest-cid=4,socket=/run/vm2.vsock,uds-path=/run/vm2.sock
 //
 // Flags may be written "--flag value" or "--flag=value". Pure parsing.

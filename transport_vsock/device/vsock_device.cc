@@ -298,7 +298,7 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
     stats_.zero_copy_bytes += take;
   }
   completion.reset();  // now only the payload Slices hold the chain
-  host_->OnGuestPacket(header, std::move(payload));
+  host_->OnGuestPacket(header, std::move(payload), copy ? take : 0);
 }
 
 void VsockDevice::DrainCompletions() {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
 #include "transport_vsock/device/connect_line.h"
+#include "transport_vsock/device/inprocess.h"
 #include "transport_vsock/wire/header.h"
 
 namespace vrpc {
@@ -56,7 +57,7 @@ absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
 // ---------------------------------------------------------------------------
 // Bridge: one Unix socket <-> one engine connection.
 
-class VsockHost::Bridge {
+class VsockHost::Bridge : public VsockHost::Endpoint {
  public:
   Bridge(VsockHost& host, UniqueFd fd, bool handshake)
       : host_(host), fd_(std::move(fd)), phase_(handshake ? Phase::kReadLine : Phase::kStreaming) {}
@@ -68,7 +69,7 @@ class VsockHost::Bridge {
   }
   void UpdateWatch();
   void OnSocketReady(uint32_t revents);
-  void OnEvent(const Event& e);
+  void OnEvent(const Event& e) override;
   void Finish();
   bool done() const { return done_; }
 
@@ -305,6 +306,7 @@ VsockHost::VsockHost(const VsockHostOptions& options, io::Reactor& reactor, Pack
 
 VsockHost::~VsockHost() {
   *alive_ = false;
+  *self_ = nullptr;  // in-process endpoints see the host gone
   if (timer_ != 0) reactor_.CancelTimer(timer_);
   if (listen_watch_ != 0) reactor_.Unwatch(listen_watch_);
   bridges_.clear();  // unwatches and closes every socket
@@ -369,7 +371,9 @@ void VsockHost::AcceptGuestConnections() {
   }
 }
 
-void VsockHost::OnGuestPacket(const Header& header, SliceChain payload) {
+void VsockHost::OnGuestPacket(const Header& header, SliceChain payload,
+                              uint32_t copied_bytes) {
+  if (copied_bytes > 0) ChargeCopy(header, copied_bytes);
   engine_->OnPacket(header, std::move(payload), reactor_.Now(), actions_);
   Flush();
 }
@@ -381,6 +385,10 @@ void VsockHost::OnTransportReset(const absl::Status& why) {
 
 void VsockHost::Dispatch(const Event& event) {
   if (event.type == EventType::kIncoming) {
+    // A port's own listener first; then requests parked on the any-port
+    // listener (the two queues are distinct in the engine).
+    auto listener = listeners_.find(event.port);
+    if (listener != listeners_.end()) listener->second->AcceptPending();
     if (!options_.uds_path.empty()) AcceptGuestConnections();
     return;
   }

@@ -19,6 +19,11 @@
 // the socket accepts them (so vsock credit stops), and read from a socket
 // only while the guest grants credit.
 //
+// In-process endpoints (the core/transport seam the RPC layer uses): Listen()
+// takes guest connections to one host port (ahead of <uds_path>_<port>), and
+// ConnectorTo() opens host connections to a guest port. Received payloads
+// are views into guest memory (see inprocess.h).
+//
 // The packet path is a PacketSink (the device's rx virtqueue; a guest engine
 // in tests) and OnGuestPacket (the device's tx virtqueue).
 //
@@ -38,6 +43,8 @@
 #include "core/base/unique_fd.h"
 #include "core/buffer/slice.h"
 #include "core/io/reactor.h"
+#include "core/transport/connection.h"
+#include "core/transport/listener.h"
 #include "transport_vsock/protocol/engine.h"
 #include "transport_vsock/protocol/types.h"
 
@@ -63,6 +70,10 @@ struct VsockHostOptions {
   size_t guest_connect_backlog = 128;
 };
 
+class InProcessConnection;
+class InProcessListener;
+class InProcessConnector;
+
 class VsockHost {
  public:
   // Creates the engine and, with a uds_path, binds and listens on it
@@ -79,18 +90,39 @@ class VsockHost {
 
   // A packet the guest sent (the device's tx path). |payload| may point into
   // guest memory; it is released when the engine no longer needs it.
-  void OnGuestPacket(const Header& header, SliceChain payload);
+  // |copied_bytes|: how much of the payload the transport had to copy (it is
+  // charged to the connection's rx_bytes_copied).
+  void OnGuestPacket(const Header& header, SliceChain payload, uint32_t copied_bytes = 0);
+
+  // Takes guest connections to host |port| (kStream). kAlreadyExists if
+  // something listens there already. The listener must be destroyed on the
+  // reactor thread; it may outlive the VsockHost (then it accepts nothing).
+  absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(uint32_t port,
+                                                              size_t backlog = 128);
+  // Opens connections from the host to guest |port|. Same lifetime rules.
+  std::unique_ptr<transport::Connector> ConnectorTo(uint32_t guest_port);
 
   // The guest's transport went away (frontend disconnect, device reset):
   // every connection ends, every bridged socket is closed. Listeners stay.
   void OnTransportReset(const absl::Status& why);
 
   Engine& engine() { return *engine_; }
+  io::Reactor& reactor() { return reactor_; }
+  uint64_t guest_cid() const { return options_.guest_cid; }
   // Open hybrid bridges (sockets being served).
   size_t bridge_count() const { return bridges_.size(); }
 
  private:
+  // Something that owns engine connections and wants their events.
+  class Endpoint {
+   public:
+    virtual ~Endpoint() = default;
+    virtual void OnEvent(const Event& event) = 0;
+  };
   class Bridge;
+  friend class InProcessConnection;
+  friend class InProcessListener;
+  friend class InProcessConnector;
   VsockHost(const VsockHostOptions& options, io::Reactor& reactor, PacketSink& sink,
             std::unique_ptr<Engine> engine);
 
@@ -102,6 +134,7 @@ class VsockHost {
   void Dispatch(const Event& event);
   void ScheduleTimer();
   void Reap();
+  void ChargeCopy(const Header& header, uint32_t bytes);  // inprocess.cc
 
   const VsockHostOptions options_;
   io::Reactor& reactor_;
@@ -114,8 +147,14 @@ class VsockHost {
   io::TimerId timer_ = 0;
   absl::Time timer_deadline_ = absl::InfiniteFuture();
   absl::flat_hash_map<Bridge*, std::unique_ptr<Bridge>> bridges_;
-  absl::flat_hash_map<ConnId, Bridge*> by_conn_;
+  absl::flat_hash_map<ConnId, Endpoint*> by_conn_;
+  // In-process listeners by port, and in-process connections by
+  // (local port, peer port) for charging copies to them.
+  absl::flat_hash_map<uint32_t, InProcessListener*> listeners_;
+  absl::flat_hash_map<uint64_t, InProcessConnection*> inprocess_by_ports_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // What in-process endpoints hold: points at this host until it dies.
+  std::shared_ptr<VsockHost*> self_ = std::make_shared<VsockHost*>(this);
 };
 
 }  // namespace vsock

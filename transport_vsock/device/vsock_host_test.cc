@@ -15,6 +15,7 @@
 
 #include "core/base/status_matchers.h"
 #include "core/io/manual_reactor.h"
+#include "transport_vsock/device/testing/host_harness.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -24,13 +25,8 @@ namespace {
 
 using ::testing::Contains;
 
-constexpr uint64_t kGuestCid = 3;
-
-std::string Pattern(size_t n, int seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 31 + seed * 7 + (i >> 9)) & 0xff);
-  return s;
-}
+using testing::kGuestCid;
+using testing::Pattern;
 
 UniqueFd UnixSocket() {
   return UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -43,15 +39,6 @@ sockaddr_un Address(const std::string& path) {
   return addr;
 }
 
-class QueueSink : public PacketSink {
- public:
-  void SendToGuest(std::vector<Packet>& packets) override {
-    for (Packet& p : packets) queue.push_back(std::move(p));
-    packets.clear();
-  }
-  std::deque<Packet> queue;
-};
-
 class VsockHostTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,57 +46,17 @@ class VsockHostTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     uds_ = dir_ + "/vm.sock";
-    VsockHostOptions options;
-    options.guest_cid = kGuestCid;
-    options.uds_path = uds_;
-    auto host = VsockHost::Create(options, reactor_, sink_);
-    ASSERT_THAT(host, IsOk());
-    host_ = *std::move(host);
-    EngineConfig guest;
-    guest.local_cid = kGuestCid;
-    guest.peer_cid = kCidHost;
-    guest_ = *Engine::Create(guest);
+    ASSERT_THAT(h_.Start(uds_), IsOk());
+    host_ = &h_.host();
+    guest_ = &h_.guest();
   }
   void TearDown() override {
-    host_.reset();
+    h_.StopHost();
     (void)!::system(("rm -rf " + dir_).c_str());
   }
 
-  // Moves packets both ways and runs socket I/O until nothing happens.
-  void Settle() {
-    for (int round = 0; round < 100000; ++round) {
-      bool busy = reactor_.RunUntilIdle() > 0;
-      while (!sink_.queue.empty()) {
-        Packet p = std::move(sink_.queue.front());
-        sink_.queue.pop_front();
-        guest_->OnPacket(p.header, std::move(p.payload), reactor_.Now(), guest_out_);
-        busy = true;
-      }
-      busy |= DeliverGuestOutput();
-      if (!busy) return;
-    }
-    FAIL() << "never settled";
-  }
-
-  bool DeliverGuestOutput() {
-    bool any = false;
-    for (Event& e : guest_out_.events) guest_events_.push_back(std::move(e));
-    guest_out_.events.clear();
-    std::vector<Packet> packets = std::move(guest_out_.packets);
-    guest_out_.packets.clear();
-    for (Packet& p : packets) {
-      host_->OnGuestPacket(p.header, std::move(p.payload));
-      any = true;
-    }
-    return any;
-  }
-
-  bool GuestHas(ConnId id, EventType type) {
-    for (const Event& e : guest_events_) {
-      if (e.conn == id && e.type == type) return true;
-    }
-    return false;
-  }
+  void Settle() { ASSERT_TRUE(h_.Settle()) << "never settled"; }
+  bool GuestHas(ConnId id, EventType type) { return h_.GuestHas(id, type); }
 
   // A server listening on <uds>_<port>.
   UniqueFd ListenOn(uint32_t port) {
@@ -171,12 +118,11 @@ class VsockHostTest : public ::testing::Test {
 
   std::string dir_;
   std::string uds_;
-  io::ManualReactor reactor_;
-  QueueSink sink_;
-  std::unique_ptr<VsockHost> host_;
-  std::unique_ptr<Engine> guest_;
-  Actions guest_out_;
-  std::vector<Event> guest_events_;
+  testing::HostHarness h_;
+  io::ManualReactor& reactor_ = h_.reactor();
+  Actions& guest_out_ = h_.guest_out();
+  VsockHost* host_ = nullptr;
+  Engine* guest_ = nullptr;
 };
 
 TEST_F(VsockHostTest, GuestConnectionIsForwardedToUdsPort) {
@@ -324,8 +270,11 @@ TEST_F(VsockHostTest, UnansweredGuestRequestTimesOut) {
 }
 
 TEST(VsockHostCreateTest, RejectsBadOptions) {
+  class NullSink : public PacketSink {
+    void SendToGuest(std::vector<Packet>& packets) override { packets.clear(); }
+  };
   io::ManualReactor reactor;
-  QueueSink sink;
+  NullSink sink;
   VsockHostOptions options;
   options.guest_cid = 2;
   EXPECT_THAT(VsockHost::Create(options, reactor, sink),

@@ -861,6 +861,7 @@ absl::StatusOr<ConnInfo> Engine::GetInfo(ConnId id, absl::Time now) const {
   if (c->blocked && now > c->blocked_since) info.time_blocked += now - c->blocked_since;
   info.status = c->status;
   info.credit = c->credit.Snapshot();
+  info.rx_copied_bytes = c->rx.copied_bytes();
   return info;
 }
 

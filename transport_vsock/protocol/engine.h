@@ -94,6 +94,7 @@ struct ConnInfo {
   absl::Duration time_blocked;  // total, including the current blocked spell
   absl::Status status;          // why it is kClosed (OK for an orderly close)
   CreditSnapshot credit;
+  uint64_t rx_copied_bytes = 0;  // received payload bytes copied (small ones)
 };
 
 struct EngineStats {
