@@ -71,6 +71,7 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   Options options;
   VmSpec single;
   bool any_single = false;
+  std::string ring_mode = "interrupt";
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -97,6 +98,12 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
       if (!cid.ok()) return cid.status();
       single.guest_cid = *cid;
       any_single = true;
+    } else if (name == "--ring-mode" || name == "--ring_mode") {
+      if (value != "interrupt" && value != "poll" && value != "adaptive") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--ring-mode ", value, ": want interrupt, poll or adaptive"));
+      }
+      ring_mode = value;
     } else if (name == "--socket") {
       single.socket = value;
       any_single = true;
@@ -118,13 +125,17 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
     options.vms.push_back(single);
   }
   if (options.vms.empty()) return absl::InvalidArgumentError("no VM given (see --help)");
+  for (VmSpec& vm : options.vms) vm.ring_mode = ring_mode;
   if (absl::Status s = CheckDistinct(options.vms); !s.ok()) return s;
   return options;
 }
 
 std::string Usage() {
-  return "usage: host_agent --guest-cid N --socket PATH --uds-path PATH\n"
-         "       host_agent --vm guest-cid=N,socket=PATH,uds-path=PATH [--vm ...]\n"
+  return "usage: host_agent --guest-cid N --socket PATH --uds-path PATH [--ring-mode M]\n"
+         "       host_agent --vm guest-cid=N,socket=PATH,uds-path=PATH [--vm ...] [--ring-mode M]\n"
+         "\n"
+         "--ring-mode interrupt|poll|adaptive: wait for guest kicks (default), busy-poll\n"
+         "the rings, or poll while busy and fall back to kicks when idle.\n"
          "\n"
          "Serves a vhost-user vsock device per VM on --socket (attach QEMU with\n"
          "-device vhost-user-vsock-pci). Host programs reach guest port P by\n"

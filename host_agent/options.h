@@ -26,6 +26,9 @@ struct VmSpec {
   uint64_t guest_cid = 0;
   std::string socket;    // vhost-user socket the VMM (QEMU) connects to
   std::string uds_path;  // hybrid vsock socket for host applications
+  // How the device watches the rings: "interrupt" (kicks), "poll" (busy
+  // polling, one core per agent thread), "adaptive" (poll under load).
+  std::string ring_mode = "interrupt";
 };
 
 struct Options {

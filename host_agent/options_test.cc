@@ -45,6 +45,7 @@ TEST(OptionsTest, Rejections) {
       {"--vm", "guest-cid=3,socket=/a,uds-path=/b", "--guest-cid", "4"},
       {"--frobnicate", "1"},
       {"--socket"},
+      {"--guest-cid", "3", "--socket", "/a", "--uds-path", "/b", "--ring-mode", "spin"},
   };
   for (const auto& args : bad) {
     EXPECT_THAT(ParseOptions(args), StatusIs(absl::StatusCode::kInvalidArgument))
@@ -52,6 +53,18 @@ TEST(OptionsTest, Rejections) {
   }
   EXPECT_THAT(ParseOptions({"--frobnicate", "1"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--frobnicate")));
+}
+
+TEST(OptionsTest, RingModeAppliesToEveryVm) {
+  VRPC_ASSERT_OK_AND_ASSIGN(
+      Options o, ParseOptions({"--ring-mode=adaptive", "--vm", "guest-cid=3,socket=/a,uds-path=/b",
+                               "--vm", "guest-cid=4,socket=/c,uds-path=/d"}));
+  ASSERT_EQ(o.vms.size(), 2u);
+  EXPECT_EQ(o.vms[0].ring_mode, "adaptive");
+  EXPECT_EQ(o.vms[1].ring_mode, "adaptive");
+  VRPC_ASSERT_OK_AND_ASSIGN(
+      Options d, ParseOptions({"--guest-cid", "3", "--socket", "/a", "--uds-path", "/b"}));
+  EXPECT_EQ(d.vms[0].ring_mode, "interrupt");
 }
 
 TEST(OptionsTest, Help) {

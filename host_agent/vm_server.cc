@@ -13,6 +13,9 @@ absl::StatusOr<std::unique_ptr<VmServer>> VmServer::Create(const VmSpec& spec,
   vsock::VsockDeviceOptions options;
   options.host.guest_cid = spec.guest_cid;
   options.host.uds_path = spec.uds_path;
+  auto mode = vsock::ParseRingNotifyMode(spec.ring_mode);
+  if (!mode.ok()) return mode.status();
+  options.notify_mode = *mode;
   auto device = vsock::VsockDevice::Create(options, reactor);
   if (!device.ok()) return device.status();
   server->device_ = *std::move(device);

@@ -164,6 +164,7 @@ class VsockDeviceE2eTest : public ::testing::Test {
     spec_.guest_cid = 3;
     spec_.socket = dir_ + "/vm.vsock";
     spec_.uds_path = dir_ + "/vm.sock";
+    spec_.ring_mode = ring_mode_;
     auto reactor = io::UringReactor::Create();
     ASSERT_THAT(reactor, IsOk());
     reactor_ = *std::move(reactor);
@@ -212,6 +213,7 @@ class VsockDeviceE2eTest : public ::testing::Test {
     return e2e::QemuGuest::Start(std::move(options));
   }
 
+  std::string ring_mode_ = "interrupt";
   std::string dir_;
   host_agent::VmSpec spec_;
   std::unique_ptr<io::UringReactor> reactor_;
@@ -222,7 +224,17 @@ class VsockDeviceE2eTest : public ::testing::Test {
   std::vector<std::unique_ptr<PatternPeer>> peers_;
 };
 
-TEST_F(VsockDeviceE2eTest, LinuxGuestTalksToTheHostBothWays) {
+// The same device in each ring notification mode.
+class VsockDeviceModeTest : public VsockDeviceE2eTest,
+                            public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    ring_mode_ = GetParam();
+    VsockDeviceE2eTest::SetUp();
+  }
+};
+
+TEST_P(VsockDeviceModeTest, LinuxGuestTalksToTheHostBothWays) {
   UniqueFd server = ListenUnix(spec_.uds_path + "_5000");
   std::future<std::string> guest_to_host = std::async(std::launch::async, [&] {
     UniqueFd conn = AcceptWithin(server.get(), 120000);
@@ -254,9 +266,20 @@ TEST_F(VsockDeviceE2eTest, LinuxGuestTalksToTheHostBothWays) {
   EXPECT_EQ(guest_to_host.get(), "ok");
   const auto stats = OnLoop([&] { return server_->device().stats(); });
   EXPECT_GT(stats.zero_copy_bytes, kBytes);  // guest payload handed over in place
+  if (ring_mode_ == "interrupt") {
+    EXPECT_EQ(stats.polls, 0u);
+  } else {
+    EXPECT_GT(stats.polls, 0u);
+  }
+  std::fprintf(stderr, "ring mode %s: %llu polls, %llu payload bytes copied\n", ring_mode_.c_str(),
+               static_cast<unsigned long long>(stats.polls),
+               static_cast<unsigned long long>(stats.copied_bytes));
   EXPECT_FALSE(OnLoop([&] { return server_->device().broken(); }));
   std::fprintf(stderr, "guest reported:\n%s\n", result.payload_output.c_str());
 }
+
+INSTANTIATE_TEST_SUITE_P(RingModes, VsockDeviceModeTest,
+                         ::testing::Values("interrupt", "poll", "adaptive"));
 
 TEST_F(VsockDeviceE2eTest, QemuKilledMidTransferThenANewVmIsServed) {
   UniqueFd server = ListenUnix(spec_.uds_path + "_5000");

@@ -37,6 +37,14 @@ absl::StatusOr<virtqueue::GuestMemory> MemoryFor(
 
 }  // namespace
 
+absl::StatusOr<RingNotifyMode> ParseRingNotifyMode(absl::string_view name) {
+  if (name == "interrupt") return RingNotifyMode::kInterrupt;
+  if (name == "poll") return RingNotifyMode::kPoll;
+  if (name == "adaptive") return RingNotifyMode::kAdaptive;
+  return absl::InvalidArgumentError(
+      absl::StrCat("ring notify mode \"", name, "\": want interrupt, poll or adaptive"));
+}
+
 // Returns a tx chain to the used ring when the last payload Slice sharing it
 // is released (on any thread).
 class VsockDevice::TxCompletion {
@@ -144,6 +152,9 @@ void VsockDevice::OnRingStarted(const vhost_user::RingConfig& ring,
   if (ring.index == kTx) ProcessTx();
   if (ring.index == kRx) ProcessRx();
   if (ring.index == kEvent) ProcessEvents();
+  if (ring.index != kEvent && options_.notify_mode != RingNotifyMode::kInterrupt) {
+    StartPolling();
+  }
 }
 
 void VsockDevice::OnRingUpdated(const vhost_user::RingConfig& ring) {
@@ -172,6 +183,7 @@ void VsockDevice::WatchKick(uint32_t index) {
     if (index == kTx) ProcessTx();
     if (index == kRx) ProcessRx();
     if (index == kEvent) ProcessEvents();
+    if (index != kEvent && options_.notify_mode != RingNotifyMode::kInterrupt) StartPolling();
   });
   if (!watch.ok()) {
     VRPC_LOG(ERROR) << "watching kick of ring " << index << ": " << watch.status();
@@ -192,6 +204,7 @@ uint16_t VsockDevice::OnRingStopped(uint32_t index) {
 
 void VsockDevice::OnReset() {
   for (uint32_t i = 0; i < 3; ++i) (void)OnRingStopped(i);
+  polling_ = false;
   latch_->Clear();
   tx_paused_ = false;
   reset_event_pending_ = false;
@@ -216,6 +229,75 @@ void VsockDevice::Notify(uint32_t index) {
   if (r.queue != nullptr && r.queue->ShouldNotify()) SignalEventFd(r.call);
 }
 
+void VsockDevice::PostToSelf(void (*fn)(VsockDevice&)) {
+  reactor_.Post([queue = completions_, fn] {
+    VsockDevice* device;
+    {
+      std::lock_guard<std::mutex> lock(queue->mu);
+      device = queue->device;
+    }
+    if (device != nullptr) fn(*device);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Polling. While polling_, the tx and rx queues keep notifications disabled
+// and one PollOnce task per reactor turn looks at both rings.
+
+void VsockDevice::StartPolling() {
+  if (!Usable(kTx) && !Usable(kRx)) return;
+  idle_polls_ = 0;
+  if (!polling_) {
+    polling_ = true;
+    for (uint32_t index : {kTx, kRx}) {
+      if (Usable(index) && !rings_[index].queue->DisableNotifications().ok()) {
+        return Violation(latch_->status());
+      }
+    }
+  }
+  SchedulePoll();
+}
+
+void VsockDevice::SchedulePoll() {
+  if (poll_posted_) return;
+  poll_posted_ = true;
+  PostToSelf([](VsockDevice& device) {
+    device.poll_posted_ = false;
+    device.PollOnce();
+  });
+}
+
+void VsockDevice::PollOnce() {
+  if (!polling_) return;
+  if (!Usable(kTx) && !Usable(kRx)) {
+    polling_ = false;  // rings stopped or broken: kicks (if any) restart us
+    return;
+  }
+  ++stats_.polls;
+  const uint64_t before = stats_.tx_packets + stats_.rx_packets;
+  ProcessTx();
+  ProcessRx();
+  const bool worked = stats_.tx_packets + stats_.rx_packets != before;
+  idle_polls_ = worked ? 0 : idle_polls_ + 1;
+  if (options_.notify_mode == RingNotifyMode::kAdaptive &&
+      idle_polls_ >= options_.adaptive_idle_polls) {
+    return StopPollingAndArm();
+  }
+  SchedulePoll();
+}
+
+void VsockDevice::StopPollingAndArm() {
+  polling_ = false;
+  bool more = false;
+  for (uint32_t index : {kTx, kRx}) {
+    if (!Usable(index)) continue;
+    auto arrived = rings_[index].queue->EnableNotifications();
+    if (!arrived.ok()) return Violation(arrived.status());
+    more = more || *arrived;
+  }
+  if (more) StartPolling();  // buffers raced the re-arm: no kick will come
+}
+
 // ---------------------------------------------------------------------------
 // tx: guest -> host
 
@@ -232,6 +314,7 @@ void VsockDevice::ProcessTx() {
     auto chain = q.Pop();
     if (!chain.ok()) return Violation(chain.status());
     if (!chain->has_value()) {
+      if (polling_) break;  // the next poll looks again
       auto more = q.EnableNotifications();
       if (!more.ok()) return Violation(more.status());
       if (!*more) break;
@@ -241,17 +324,11 @@ void VsockDevice::ProcessTx() {
     HandleTxChain(**chain);
     if (--budget == 0) {
       // Yield: other VMs and sockets get their turn; continue soon.
-      if (!tx_continuation_posted_) {
+      if (!tx_continuation_posted_ && !polling_) {
         tx_continuation_posted_ = true;
-        reactor_.Post([queue = completions_] {
-          VsockDevice* device;
-          {
-            std::lock_guard<std::mutex> lock(queue->mu);
-            device = queue->device;
-          }
-          if (device == nullptr) return;
-          device->tx_continuation_posted_ = false;
-          device->ProcessTx();
+        PostToSelf([](VsockDevice& device) {
+          device.tx_continuation_posted_ = false;
+          device.ProcessTx();
         });
       }
       break;
@@ -338,6 +415,7 @@ void VsockDevice::ProcessRx() {
     auto chain = q.Pop();
     if (!chain.ok()) return Violation(chain.status());
     if (!chain->has_value()) {
+      if (polling_) break;  // the next poll looks again
       auto more = q.EnableNotifications();
       if (!more.ok()) return Violation(more.status());
       if (!*more) break;  // the guest kicks when it posts buffers

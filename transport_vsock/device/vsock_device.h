@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/io/reactor.h"
 #include "transport_vsock/device/vsock_host.h"
 #include "transport_vsock/vhost_user/backend.h"
@@ -49,8 +50,21 @@
 namespace vrpc {
 namespace vsock {
 
+// How the device learns that the guest posted buffers.
+enum class RingNotifyMode {
+  kInterrupt,  // kick eventfds (EVENT_IDX suppression); no CPU when idle
+  kPoll,       // busy-poll the tx and rx rings on the reactor; no kicks
+  kAdaptive,   // poll while there is traffic; after adaptive_idle_polls
+               // empty polls, re-arm kicks and sleep until the next one
+};
+
+// Parses "interrupt", "poll" or "adaptive".
+absl::StatusOr<RingNotifyMode> ParseRingNotifyMode(absl::string_view name);
+
 struct VsockDeviceOptions {
   VsockHostOptions host;
+  RingNotifyMode notify_mode = RingNotifyMode::kInterrupt;
+  uint32_t adaptive_idle_polls = 256;
   // tx chains handled per kick before yielding to other work.
   uint32_t tx_budget = 256;
   // Engine packets allowed to wait for guest rx buffers before tx pauses.
@@ -64,6 +78,7 @@ struct VsockDeviceStats {
   uint64_t copied_bytes = 0;      // tx payload bytes copied (ring pressure)
   uint64_t zero_copy_bytes = 0;   // tx payload bytes handed over in place
   uint64_t transport_resets_sent = 0;
+  uint64_t polls = 0;  // ring polls in kPoll / kAdaptive mode
 };
 
 class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
@@ -121,6 +136,13 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   void CompleteTx(uint64_t generation, uint16_t head);
   void DrainCompletions();
   void Notify(uint32_t index);
+  // Polling (kPoll / kAdaptive): one reactor task per turn while polling_.
+  void StartPolling();
+  void SchedulePoll();
+  void PollOnce();
+  void StopPollingAndArm();
+  // Runs |fn| on a later reactor turn if the device still exists.
+  void PostToSelf(void (*fn)(VsockDevice&));
   void Violation(const absl::Status& why);
   bool Usable(uint32_t index) const;
 
@@ -133,6 +155,9 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   std::deque<Packet> pending_rx_;
   bool tx_paused_ = false;
   bool tx_continuation_posted_ = false;
+  bool polling_ = false;
+  bool poll_posted_ = false;
+  uint32_t idle_polls_ = 0;
   bool sessions_started_ = false;  // a frontend ran before: announce resets
   bool reset_event_pending_ = false;
   VsockDeviceStats stats_;
