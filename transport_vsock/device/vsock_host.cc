@@ -34,7 +34,10 @@ absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad Unix socket path \"", path, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("Unix socket path \"", path, "\" is ",
+                                                   path.empty() ? "empty" : "too long", " (",
+                                                   path.size(), " bytes; at most ",
+                                                   sizeof(addr.sun_path) - 1, ")"));
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   return addr;
