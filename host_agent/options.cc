@@ -49,6 +49,24 @@ absl::StatusOr<VmSpec> ParseVm(absl::string_view spec) {
   return vm;
 }
 
+// sockaddr_un holds 107 path bytes; forwarded guest connections use
+// "<uds-path>_<port>", up to 11 bytes more.
+constexpr size_t kMaxUnixPath = 107;
+constexpr size_t kMaxPortSuffix = 11;
+
+absl::Status CheckPaths(const VmSpec& vm) {
+  if (vm.socket.size() > kMaxUnixPath) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path ", vm.socket, " is over ",
+                                                   kMaxUnixPath, " bytes"));
+  }
+  if (vm.uds_path.size() + kMaxPortSuffix > kMaxUnixPath) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("uds-path ", vm.uds_path, " is over ", kMaxUnixPath - kMaxPortSuffix,
+                     " bytes (\"<uds-path>_<port>\" must fit a Unix socket address)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckDistinct(const std::vector<VmSpec>& vms) {
   std::set<uint64_t> cids;
   std::set<std::string> paths;
@@ -126,6 +144,9 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   }
   if (options.vms.empty()) return absl::InvalidArgumentError("no VM given (see --help)");
   for (VmSpec& vm : options.vms) vm.ring_mode = ring_mode;
+  for (const VmSpec& vm : options.vms) {
+    if (absl::Status s = CheckPaths(vm); !s.ok()) return s;
+  }
   if (absl::Status s = CheckDistinct(options.vms); !s.ok()) return s;
   return options;
 }

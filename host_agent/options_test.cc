@@ -46,6 +46,8 @@ TEST(OptionsTest, Rejections) {
       {"--frobnicate", "1"},
       {"--socket"},
       {"--guest-cid", "3", "--socket", "/a", "--uds-path", "/b", "--ring-mode", "spin"},
+      {"--guest-cid", "3", "--socket", "/" + std::string(107, 's'), "--uds-path", "/b"},
+      {"--guest-cid", "3", "--socket", "/a", "--uds-path", "/" + std::string(96, 'u')},
   };
   for (const auto& args : bad) {
     EXPECT_THAT(ParseOptions(args), StatusIs(absl::StatusCode::kInvalidArgument))
@@ -53,6 +55,12 @@ TEST(OptionsTest, Rejections) {
   }
   EXPECT_THAT(ParseOptions({"--frobnicate", "1"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--frobnicate")));
+}
+
+TEST(OptionsTest, LongestPathsThatFit) {
+  EXPECT_THAT(ParseOptions({"--guest-cid", "3", "--socket", "/" + std::string(106, 's'),
+                            "--uds-path", "/" + std::string(95, 'u')}),
+              IsOk());
 }
 
 TEST(OptionsTest, RingModeAppliesToEveryVm) {
