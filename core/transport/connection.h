@@ -125,6 +125,15 @@ class Connection {
   // kUnavailable when the peer no longer receives.
   virtual absl::StatusOr<size_t> Write(SliceChain& data) = 0;
 
+  // Space for |size| payload bytes that Write() can send without copying:
+  // on the userspace guest driver it lies in the memory the device reads, so
+  // the RPC layer serializes straight into it. Fill |*data|, then Write()
+  // the Slice (or part of it). Slices from elsewhere are accepted too, and
+  // may cost a copy (counted in stats().tx_bytes_copied). Default: heap.
+  virtual Slice AllocateWriteBuffer(size_t size, uint8_t** data) {
+    return Slice::Allocate(size, data);
+  }
+
   // No more writes; the peer sees EOF after everything written so far.
   virtual absl::Status ShutdownWrite() = 0;
 
