@@ -1,6 +1,6 @@
 // The in-process endpoints (core/transport Connection / Listener / Connector)
 // of a VsockHost, against a real guest protocol engine on a manual reactor.
-#include "transport_vsock/device/inprocess.h"
+#include "transport_vsock/node/inprocess.h"
 
 #include <algorithm>
 #include <memory>

@@ -145,16 +145,13 @@ void VsockDevice::OnRingStarted(const vhost_user::RingConfig& ring,
   if (!queue.ok()) return Violation(queue.status());
   r.queue = *std::move(queue);
   r.generation = next_generation_++;
+  // Only a session after one that ended (OnReset reset the connections)
+  // has something to announce.
+  if (ring.index == kEvent && earlier_session_ran_) reset_event_pending_ = true;
+  if (ring.index == kTx) session_ran_ = true;
+  // Buffers may be waiting already (a restarted ring): OnRingUpdated looks
+  // now if the ring is enabled, or when SET_VRING_ENABLE enables it.
   OnRingUpdated(ring);
-  if (ring.index == kEvent && sessions_started_) reset_event_pending_ = true;
-  if (ring.index == kTx) sessions_started_ = true;
-  // Buffers may be waiting already (a restarted ring): look now.
-  if (ring.index == kTx) ProcessTx();
-  if (ring.index == kRx) ProcessRx();
-  if (ring.index == kEvent) ProcessEvents();
-  if (ring.index != kEvent && options_.notify_mode != RingNotifyMode::kInterrupt) {
-    StartPolling();
-  }
 }
 
 void VsockDevice::OnRingUpdated(const vhost_user::RingConfig& ring) {
@@ -167,8 +164,14 @@ void VsockDevice::OnRingUpdated(const vhost_user::RingConfig& ring) {
     r.kick = ring.kick;
     WatchKick(ring.index);
   }
-  if (r.enabled && ring.index == kTx) ProcessTx();
-  if (r.enabled && ring.index == kRx) ProcessRx();
+  if (!r.enabled) return;
+  if (ring.index == kTx) ProcessTx();
+  if (ring.index == kRx) ProcessRx();
+  if (ring.index == kEvent) ProcessEvents();
+  // Polling modes poll an enabled ring from now on, kicked or not.
+  if (ring.index != kEvent && options_.notify_mode != RingNotifyMode::kInterrupt) {
+    StartPolling();
+  }
 }
 
 void VsockDevice::WatchKick(uint32_t index) {
@@ -208,6 +211,8 @@ void VsockDevice::OnReset() {
   latch_->Clear();
   tx_paused_ = false;
   reset_event_pending_ = false;
+  earlier_session_ran_ = earlier_session_ran_ || session_ran_;
+  session_ran_ = false;
   host_->OnTransportReset(absl::UnavailableError("vhost-user frontend disconnected"));
   pending_rx_.clear();
 }
@@ -293,6 +298,9 @@ void VsockDevice::StopPollingAndArm() {
     if (!Usable(index)) continue;
     auto arrived = rings_[index].queue->EnableNotifications();
     if (!arrived.ok()) return Violation(arrived.status());
+    // Posted rx buffers are no work while no packet waits for them (a
+    // guest keeps them posted all the time).
+    if (index == kRx && pending_rx_.empty()) continue;
     more = more || *arrived;
   }
   if (more) StartPolling();  // buffers raced the re-arm: no kick will come
@@ -401,7 +409,7 @@ void VsockDevice::DrainCompletions() {
 // ---------------------------------------------------------------------------
 // rx: host -> guest
 
-void VsockDevice::SendToGuest(std::vector<Packet>& packets) {
+void VsockDevice::SendToPeer(std::vector<Packet>& packets) {
   for (Packet& p : packets) pending_rx_.push_back(std::move(p));
   packets.clear();
   ProcessRx();

@@ -125,7 +125,7 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   VsockDevice(const VsockDeviceOptions& options, io::Reactor& reactor);
 
   // PacketSink: engine output for the guest.
-  void SendToGuest(std::vector<Packet>& packets) override;
+  void SendToPeer(std::vector<Packet>& packets) override;
 
   void WatchKick(uint32_t index);
   void ProcessTx();
@@ -158,7 +158,8 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   bool polling_ = false;
   bool poll_posted_ = false;
   uint32_t idle_polls_ = 0;
-  bool sessions_started_ = false;  // a frontend ran before: announce resets
+  bool session_ran_ = false;          // this frontend session started tx
+  bool earlier_session_ran_ = false;  // one that did has ended: announce resets
   bool reset_event_pending_ = false;
   VsockDeviceStats stats_;
   // Tx completions arrive here from whichever thread releases a payload;

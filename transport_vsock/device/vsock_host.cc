@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
 #include "transport_vsock/device/connect_line.h"
-#include "transport_vsock/device/inprocess.h"
 #include "transport_vsock/wire/header.h"
 
 namespace vrpc {
@@ -60,7 +59,7 @@ absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
 // ---------------------------------------------------------------------------
 // Bridge: one Unix socket <-> one engine connection.
 
-class VsockHost::Bridge : public VsockHost::Endpoint {
+class VsockHost::Bridge : public VsockNode::Endpoint {
  public:
   Bridge(VsockHost& host, UniqueFd fd, bool handshake)
       : host_(host), fd_(std::move(fd)), phase_(handshake ? Phase::kReadLine : Phase::kStreaming) {}
@@ -68,7 +67,7 @@ class VsockHost::Bridge : public VsockHost::Endpoint {
 
   void Attach(ConnId id) {
     id_ = id;
-    host_.by_conn_[id] = this;
+    node().Register(id, this);
   }
   void UpdateWatch();
   void OnSocketReady(uint32_t revents);
@@ -79,7 +78,9 @@ class VsockHost::Bridge : public VsockHost::Endpoint {
  private:
   enum class Phase { kReadLine, kConnecting, kStreaming };
 
-  Engine& engine() { return *host_.engine_; }
+  VsockNode& node() { return *host_.node_; }
+  Engine& engine() { return node().engine(); }
+  Actions& actions() { return node().actions(); }
   void ReadHandshake();
   void ReadFromSocket();
   void PushToEngine();
@@ -121,7 +122,7 @@ void VsockHost::Bridge::UpdateWatch() {
   if (want == 0) return;
   auto watch = host_.reactor_.Watch(fd_.get(), want, [this](uint32_t revents) {
     OnSocketReady(revents);
-    host_.Flush();
+    node().Flush();
   });
   if (!watch.ok()) {
     VRPC_LOG(ERROR) << "hybrid socket watch: " << watch.status();
@@ -163,7 +164,7 @@ void VsockHost::Bridge::ReadHandshake() {
     VRPC_LOG(INFO) << "hybrid client sent a bad handshake: " << port.status();
     return Finish();
   }
-  auto id = engine().Connect(*port, SocketType::kStream, host_.reactor_.Now(), host_.actions_);
+  auto id = engine().Connect(*port, SocketType::kStream, host_.reactor_.Now(), actions());
   if (!id.ok()) {
     VRPC_LOG(WARNING) << "hybrid CONNECT " << *port << ": " << id.status();
     return Finish();
@@ -189,12 +190,12 @@ void VsockHost::Bridge::ReadFromSocket() {
 void VsockHost::Bridge::PushToEngine() {
   if (phase_ != Phase::kStreaming || done_) return;
   if (!to_engine_.empty()) {
-    auto sent = engine().Send(id_, to_engine_, host_.reactor_.Now(), host_.actions_);
+    auto sent = engine().Send(id_, to_engine_, host_.reactor_.Now(), actions());
     if (!sent.ok()) return Finish();  // the guest shut down receiving, or the connection died
   }
   if (to_engine_.empty() && socket_eof_ && !sent_shutdown_) {
     sent_shutdown_ = true;
-    if (!engine().Shutdown(id_, kShutdownSend, host_.reactor_.Now(), host_.actions_).ok()) {
+    if (!engine().Shutdown(id_, kShutdownSend, host_.reactor_.Now(), actions()).ok()) {
       return Finish();
     }
   }
@@ -203,7 +204,7 @@ void VsockHost::Bridge::PushToEngine() {
 
 void VsockHost::Bridge::PullFromEngine() {
   while (!done_ && to_socket_.empty()) {
-    auto data = engine().Read(id_, kEngineChunk, host_.actions_);
+    auto data = engine().Read(id_, kEngineChunk, actions());
     if (!data.ok() || data->empty()) break;
     to_socket_ = *std::move(data);
     FlushToSocket();
@@ -272,8 +273,8 @@ void VsockHost::Bridge::Finish() {
   done_ = true;
   StopWatching();
   if (id_.valid()) {
-    host_.by_conn_.erase(id_);
-    engine().Close(id_, host_.reactor_.Now(), host_.actions_);
+    node().Unregister(id_);
+    engine().Close(id_, host_.reactor_.Now(), actions());
   }
   fd_.Reset();
   to_engine_.Clear();
@@ -289,30 +290,35 @@ absl::StatusOr<std::unique_ptr<VsockHost>> VsockHost::Create(const VsockHostOpti
   EngineConfig config = options.engine;
   config.local_cid = kCidHost;
   config.peer_cid = options.guest_cid;
-  auto engine = Engine::Create(config);
-  if (!engine.ok()) return engine.status();
-  std::unique_ptr<VsockHost> host(new VsockHost(options, reactor, sink, *std::move(engine)));
+  std::unique_ptr<VsockHost> host(new VsockHost(options, reactor));
+  auto node = VsockNode::Create(config, reactor, sink);
+  if (!node.ok()) return node.status();
+  host->node_ = *std::move(node);
+  VsockHost* self = host.get();
+  host->node_->SetAfterFlush([self] { self->Reap(); });
   if (!options.uds_path.empty()) {
     if (absl::Status s = host->StartHybridListener(); !s.ok()) return s;
-    if (absl::Status s = host->engine_->ListenAnyPort(SocketType::kStream,
+    if (absl::Status s = host->engine().ListenAnyPort(SocketType::kStream,
                                                       options.guest_connect_backlog);
         !s.ok()) {
       return s;
     }
+    host->node_->SetIncomingFallback([self](const Event&) { self->AcceptGuestConnections(); });
   }
   return host;
 }
 
-VsockHost::VsockHost(const VsockHostOptions& options, io::Reactor& reactor, PacketSink& sink,
-                     std::unique_ptr<Engine> engine)
-    : options_(options), reactor_(reactor), sink_(sink), engine_(std::move(engine)) {}
+VsockHost::VsockHost(const VsockHostOptions& options, io::Reactor& reactor)
+    : options_(options), reactor_(reactor) {}
 
 VsockHost::~VsockHost() {
-  *alive_ = false;
-  *self_ = nullptr;  // in-process endpoints see the host gone
-  if (timer_ != 0) reactor_.CancelTimer(timer_);
   if (listen_watch_ != 0) reactor_.Unwatch(listen_watch_);
+  if (node_ != nullptr) {
+    node_->SetAfterFlush(nullptr);
+    node_->SetIncomingFallback(nullptr);
+  }
   bridges_.clear();  // unwatches and closes every socket
+  node_.reset();
   if (listen_fd_.valid()) ::unlink(options_.uds_path.c_str());
 }
 
@@ -328,7 +334,7 @@ absl::Status VsockHost::StartHybridListener() {
   if (::listen(listen_fd_.get(), 128) != 0) return absl::ErrnoToStatus(errno, "listen");
   auto watch = reactor_.Watch(listen_fd_.get(), io::kReadable, [this](uint32_t) {
     AcceptHybridClients();
-    Flush();
+    node_->Flush();
   });
   if (!watch.ok()) return watch.status();
   listen_watch_ = *watch;
@@ -356,16 +362,18 @@ void VsockHost::AcceptHybridClients() {
 }
 
 void VsockHost::AcceptGuestConnections() {
-  while (auto id = engine_->Accept(kPortAny)) {
-    const uint32_t port = engine_->GetInfo(*id, reactor_.Now())->local_port;
+  Engine& engine = node_->engine();
+  Actions& actions = node_->actions();
+  while (auto id = engine.Accept(kPortAny)) {
+    const uint32_t port = engine.GetInfo(*id, reactor_.Now())->local_port;
     auto fd = ConnectUnix(absl::StrCat(options_.uds_path, "_", port));
     if (!fd.ok()) {
       VRPC_LOG(DEBUG) << "guest connect to port " << port << " refused: " << fd.status();
-      engine_->Close(*id, reactor_.Now(), actions_);  // OP_RST
+      engine.Close(*id, reactor_.Now(), actions);  // OP_RST
       continue;
     }
-    if (!engine_->Respond(*id, actions_).ok()) {
-      engine_->Close(*id, reactor_.Now(), actions_);
+    if (!engine.Respond(*id, actions).ok()) {
+      engine.Close(*id, reactor_.Now(), actions);
       continue;
     }
     Bridge& bridge = AddBridge(*std::move(fd), /*handshake=*/false);
@@ -376,59 +384,10 @@ void VsockHost::AcceptGuestConnections() {
 
 void VsockHost::OnGuestPacket(const Header& header, SliceChain payload,
                               uint32_t copied_bytes) {
-  if (copied_bytes > 0) ChargeCopy(header, copied_bytes);
-  engine_->OnPacket(header, std::move(payload), reactor_.Now(), actions_);
-  Flush();
+  node_->OnPacket(header, std::move(payload), copied_bytes);
 }
 
-void VsockHost::OnTransportReset(const absl::Status& why) {
-  engine_->ResetAll(why, actions_);
-  Flush();
-}
-
-void VsockHost::Dispatch(const Event& event) {
-  if (event.type == EventType::kIncoming) {
-    // A port's own listener first; then requests parked on the any-port
-    // listener (the two queues are distinct in the engine).
-    auto listener = listeners_.find(event.port);
-    if (listener != listeners_.end()) listener->second->AcceptPending();
-    if (!options_.uds_path.empty()) AcceptGuestConnections();
-    return;
-  }
-  auto it = by_conn_.find(event.conn);
-  if (it != by_conn_.end()) it->second->OnEvent(event);
-}
-
-void VsockHost::Flush() {
-  if (flushing_) return;  // the outer Flush picks up what this call added
-  flushing_ = true;
-  while (!actions_.empty()) {
-    std::vector<Packet> packets = std::move(actions_.packets);
-    std::vector<Event> events = std::move(actions_.events);
-    actions_.Clear();
-    if (!packets.empty()) sink_.SendToGuest(packets);
-    for (const Event& e : events) Dispatch(e);
-  }
-  flushing_ = false;
-  ScheduleTimer();
-  Reap();
-}
-
-void VsockHost::ScheduleTimer() {
-  const absl::Time next = engine_->NextDeadline().value_or(absl::InfiniteFuture());
-  if (next == timer_deadline_) return;
-  if (timer_ != 0) reactor_.CancelTimer(timer_);
-  timer_ = 0;
-  timer_deadline_ = next;
-  if (next == absl::InfiniteFuture()) return;
-  timer_ = reactor_.RunAt(next, [this, alive = alive_] {
-    if (!*alive) return;
-    timer_ = 0;
-    timer_deadline_ = absl::InfiniteFuture();
-    engine_->OnTimer(reactor_.Now(), actions_);
-    Flush();
-  });
-}
+void VsockHost::OnTransportReset(const absl::Status& why) { node_->OnTransportReset(why); }
 
 void VsockHost::Reap() {
   for (auto it = bridges_.begin(); it != bridges_.end();) {

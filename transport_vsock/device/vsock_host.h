@@ -21,8 +21,8 @@
 //
 // In-process endpoints (the core/transport seam the RPC layer uses): Listen()
 // takes guest connections to one host port (ahead of <uds_path>_<port>), and
-// ConnectorTo() opens host connections to a guest port. Received payloads
-// are views into guest memory (see inprocess.h).
+// ConnectorTo() opens host connections to a guest port (see
+// transport_vsock/node/inprocess.h).
 //
 // The packet path is a PacketSink (the device's rx virtqueue; a guest engine
 // in tests) and OnGuestPacket (the device's tx virtqueue).
@@ -45,20 +45,12 @@
 #include "core/io/reactor.h"
 #include "core/transport/connection.h"
 #include "core/transport/listener.h"
+#include "transport_vsock/node/vsock_node.h"
 #include "transport_vsock/protocol/engine.h"
 #include "transport_vsock/protocol/types.h"
 
 namespace vrpc {
 namespace vsock {
-
-// Where packets for the guest go.
-class PacketSink {
- public:
-  virtual ~PacketSink() = default;
-  // Takes every packet out of |packets| (leaving it empty). Called on the
-  // reactor thread; must not call back into the VsockHost.
-  virtual void SendToGuest(std::vector<Packet>& packets) = 0;
-};
 
 struct VsockHostOptions {
   uint64_t guest_cid = 0;
@@ -69,10 +61,6 @@ struct VsockHostOptions {
   // Accept queue of the guest -> host any-port listener.
   size_t guest_connect_backlog = 128;
 };
-
-class InProcessConnection;
-class InProcessListener;
-class InProcessConnector;
 
 class VsockHost {
  public:
@@ -98,63 +86,41 @@ class VsockHost {
   // something listens there already. The listener must be destroyed on the
   // reactor thread; it may outlive the VsockHost (then it accepts nothing).
   absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(uint32_t port,
-                                                              size_t backlog = 128);
+                                                              size_t backlog = 128) {
+    return node_->Listen(port, backlog);
+  }
   // Opens connections from the host to guest |port|. Same lifetime rules.
-  std::unique_ptr<transport::Connector> ConnectorTo(uint32_t guest_port);
+  std::unique_ptr<transport::Connector> ConnectorTo(uint32_t guest_port) {
+    return node_->ConnectorTo(guest_port);
+  }
 
   // The guest's transport went away (frontend disconnect, device reset):
   // every connection ends, every bridged socket is closed. Listeners stay.
   void OnTransportReset(const absl::Status& why);
 
-  Engine& engine() { return *engine_; }
+  Engine& engine() { return node_->engine(); }
+  VsockNode& node() { return *node_; }
   io::Reactor& reactor() { return reactor_; }
   uint64_t guest_cid() const { return options_.guest_cid; }
   // Open hybrid bridges (sockets being served).
   size_t bridge_count() const { return bridges_.size(); }
 
  private:
-  // Something that owns engine connections and wants their events.
-  class Endpoint {
-   public:
-    virtual ~Endpoint() = default;
-    virtual void OnEvent(const Event& event) = 0;
-  };
   class Bridge;
-  friend class InProcessConnection;
-  friend class InProcessListener;
-  friend class InProcessConnector;
-  VsockHost(const VsockHostOptions& options, io::Reactor& reactor, PacketSink& sink,
-            std::unique_ptr<Engine> engine);
+  VsockHost(const VsockHostOptions& options, io::Reactor& reactor);
 
   absl::Status StartHybridListener();
   void AcceptHybridClients();
   void AcceptGuestConnections();
   Bridge& AddBridge(UniqueFd fd, bool handshake);
-  void Flush();
-  void Dispatch(const Event& event);
-  void ScheduleTimer();
   void Reap();
-  void ChargeCopy(const Header& header, uint32_t bytes);  // inprocess.cc
 
   const VsockHostOptions options_;
   io::Reactor& reactor_;
-  PacketSink& sink_;
-  std::unique_ptr<Engine> engine_;
-  Actions actions_;
-  bool flushing_ = false;
+  std::unique_ptr<VsockNode> node_;
   UniqueFd listen_fd_;
   io::WatchId listen_watch_ = 0;
-  io::TimerId timer_ = 0;
-  absl::Time timer_deadline_ = absl::InfiniteFuture();
   absl::flat_hash_map<Bridge*, std::unique_ptr<Bridge>> bridges_;
-  absl::flat_hash_map<ConnId, Endpoint*> by_conn_;
-  // In-process listeners by port, and in-process connections by
-  // (local port, peer port) for charging copies to them.
-  absl::flat_hash_map<uint32_t, InProcessListener*> listeners_;
-  absl::flat_hash_map<uint64_t, InProcessConnection*> inprocess_by_ports_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  // What in-process endpoints hold: points at this host until it dies.
-  std::shared_ptr<VsockHost*> self_ = std::make_shared<VsockHost*>(this);
 };
 
 }  // namespace vsock

@@ -271,7 +271,7 @@ TEST_F(VsockHostTest, UnansweredGuestRequestTimesOut) {
 
 TEST(VsockHostCreateTest, RejectsBadOptions) {
   class NullSink : public PacketSink {
-    void SendToGuest(std::vector<Packet>& packets) override { packets.clear(); }
+    void SendToPeer(std::vector<Packet>& packets) override { packets.clear(); }
   };
   io::ManualReactor reactor;
   NullSink sink;

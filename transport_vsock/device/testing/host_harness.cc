@@ -12,7 +12,7 @@ std::string Pattern(size_t n, int seed) {
   return s;
 }
 
-void HostHarness::QueueSink::SendToGuest(std::vector<Packet>& packets) {
+void HostHarness::QueueSink::SendToPeer(std::vector<Packet>& packets) {
   for (Packet& p : packets) queue.push_back(std::move(p));
   packets.clear();
 }

@@ -54,7 +54,7 @@ class HostHarness {
  private:
   class QueueSink : public PacketSink {
    public:
-    void SendToGuest(std::vector<Packet>& packets) override;
+    void SendToPeer(std::vector<Packet>& packets) override;
     std::deque<Packet> queue;
   };
   bool DeliverGuestOutput();

@@ -1,4 +1,4 @@
-#include "transport_vsock/device/inprocess.h"
+#include "transport_vsock/node/inprocess.h"
 
 #include <utility>
 
@@ -12,11 +12,7 @@ namespace {
 using transport::ConnectionEventType;
 using transport::ConnectionState;
 
-uint64_t PortKey(uint32_t local_port, uint32_t peer_port) {
-  return (uint64_t{local_port} << 32) | peer_port;
-}
-
-absl::Status HostGone() { return absl::UnavailableError("the VM's vsock device is gone"); }
+absl::Status NodeGone() { return absl::UnavailableError("the vsock transport is gone"); }
 
 // A terminal engine status as the Connection contract states it.
 absl::Status TerminalStatus(const Event& e) {
@@ -31,20 +27,20 @@ absl::Status TerminalStatus(const Event& e) {
 // ---------------------------------------------------------------------------
 // InProcessConnection
 
-InProcessConnection::InProcessConnection(std::shared_ptr<VsockHost*> host, ConnId id,
+InProcessConnection::InProcessConnection(std::shared_ptr<VsockNode*> node, ConnId id,
                                          bool connecting)
-    : host_(std::move(host)),
-      reactor_((*host_)->reactor()),
+    : node_(std::move(node)),
+      reactor_((*node_)->reactor()),
       id_(id),
-      peer_cid_((*host_)->guest_cid()),
+      peer_cid_((*node_)->peer_cid()),
       state_(connecting ? ConnectionState::kConnecting : ConnectionState::kOpen) {
-  VsockHost& h = **host_;
-  h.by_conn_[id_] = this;
+  VsockNode& h = **node_;
+  h.Register(id_, this);
   absl::StatusOr<ConnInfo> info = h.engine().GetInfo(id_, h.reactor().Now());
   VRPC_CHECK(info.ok()) << info.status();
   local_port_ = info->local_port;
   peer_port_ = info->peer_port;
-  h.inprocess_by_ports_[PortKey(local_port_, peer_port_)] = this;
+  h.by_ports_[PortKey(local_port_, peer_port_)] = this;
 }
 
 InProcessConnection::~InProcessConnection() {
@@ -91,12 +87,12 @@ void InProcessConnection::OnEvent(const Event& e) {
 }
 
 absl::StatusOr<SliceChain> InProcessConnection::Read(size_t max) {
-  VsockHost* h = host();
-  if (h == nullptr) return HostGone();
-  if (!id_.valid() || !h->by_conn_.contains(id_)) {
+  VsockNode* h = node();
+  if (h == nullptr) return NodeGone();
+  if (!id_.valid() || !h->IsRegistered(id_)) {
     return absl::FailedPreconditionError("connection closed by the application");
   }
-  absl::StatusOr<SliceChain> data = h->engine().Read(id_, max, h->actions_);
+  absl::StatusOr<SliceChain> data = h->engine().Read(id_, max, h->actions());
   if (data.ok()) bytes_read_ += data->size();
   if (absl::StatusOr<ConnInfo> info = h->engine().GetInfo(id_, h->reactor().Now()); info.ok()) {
     engine_copied_ = info->rx_copied_bytes;
@@ -106,32 +102,32 @@ absl::StatusOr<SliceChain> InProcessConnection::Read(size_t max) {
 }
 
 bool InProcessConnection::AtEof() const {
-  VsockHost* h = host();
-  if (h == nullptr || !h->by_conn_.contains(id_)) return true;
+  VsockNode* h = node();
+  if (h == nullptr || !h->IsRegistered(id_)) return true;
   return h->engine().AtEof(id_);
 }
 
 absl::StatusOr<size_t> InProcessConnection::Write(SliceChain& data) {
-  VsockHost* h = host();
-  if (h == nullptr) return HostGone();
-  if (!h->by_conn_.contains(id_)) {
+  VsockNode* h = node();
+  if (h == nullptr) return NodeGone();
+  if (!h->IsRegistered(id_)) {
     return absl::FailedPreconditionError("connection closed by the application");
   }
   if (write_shut_) return absl::FailedPreconditionError("write side shut down");
-  absl::StatusOr<size_t> sent = h->engine().Send(id_, data, h->reactor().Now(), h->actions_);
+  absl::StatusOr<size_t> sent = h->engine().Send(id_, data, h->reactor().Now(), h->actions());
   if (sent.ok()) bytes_written_ += *sent;
   h->Flush();
   return sent;
 }
 
 absl::Status InProcessConnection::ShutdownWrite() {
-  VsockHost* h = host();
-  if (h == nullptr) return HostGone();
-  if (!h->by_conn_.contains(id_)) {
+  VsockNode* h = node();
+  if (h == nullptr) return NodeGone();
+  if (!h->IsRegistered(id_)) {
     return absl::FailedPreconditionError("connection closed by the application");
   }
   if (write_shut_) return absl::OkStatus();
-  absl::Status s = h->engine().Shutdown(id_, kShutdownSend, h->reactor().Now(), h->actions_);
+  absl::Status s = h->engine().Shutdown(id_, kShutdownSend, h->reactor().Now(), h->actions());
   if (s.ok()) write_shut_ = true;
   h->Flush();
   return s;
@@ -139,24 +135,24 @@ absl::Status InProcessConnection::ShutdownWrite() {
 
 void InProcessConnection::Close() {
   handler_.reset();  // no events after Close
-  VsockHost* h = host();
-  if (h == nullptr || !h->by_conn_.contains(id_)) return;
+  VsockNode* h = node();
+  if (h == nullptr || !h->IsRegistered(id_)) return;
   if (absl::StatusOr<ConnInfo> info = h->engine().GetInfo(id_, h->reactor().Now()); info.ok()) {
     engine_copied_ = info->rx_copied_bytes;
   }
-  h->by_conn_.erase(id_);
-  h->inprocess_by_ports_.erase(PortKey(local_port_, peer_port_));
+  h->Unregister(id_);
+  h->by_ports_.erase(PortKey(local_port_, peer_port_));
   if (state_ != ConnectionState::kClosed) {
     state_ = ConnectionState::kClosed;
     status_ = absl::CancelledError("closed by the application");
   }
-  h->engine().Close(id_, h->reactor().Now(), h->actions_);
+  h->engine().Close(id_, h->reactor().Now(), h->actions());
   h->Flush();
 }
 
 transport::CreditInfo InProcessConnection::credit() const {
   transport::CreditInfo out;
-  VsockHost* h = host();
+  VsockNode* h = node();
   if (h == nullptr) return out;
   absl::StatusOr<ConnInfo> info = h->engine().GetInfo(id_, h->reactor().Now());
   if (!info.ok()) return out;
@@ -176,13 +172,13 @@ transport::ConnectionStats InProcessConnection::stats() const {
   out.bytes_read = bytes_read_;
   out.bytes_written = bytes_written_;
   uint64_t engine_copied = engine_copied_;
-  if (VsockHost* h = host(); h != nullptr && h->by_conn_.contains(id_)) {
+  if (VsockNode* h = node(); h != nullptr && h->IsRegistered(id_)) {
     if (auto info = h->engine().GetInfo(id_, h->reactor().Now()); info.ok()) {
       engine_copied = info->rx_copied_bytes;
     }
   }
-  out.rx_bytes_copied = engine_copied + device_copied_;
-  out.tx_bytes_copied = 0;  // Write()'s Slices go straight into guest rx buffers
+  out.rx_bytes_copied = engine_copied + transport_copied_;
+  out.tx_bytes_copied = 0;  // Write() passes Slices on; the transport puts them on the medium
   return out;
 }
 
@@ -193,16 +189,16 @@ std::string InProcessConnection::peer_address() const {
 // ---------------------------------------------------------------------------
 // InProcessListener
 
-InProcessListener::InProcessListener(std::shared_ptr<VsockHost*> host, uint32_t port)
-    : host_(std::move(host)), reactor_((*host_)->reactor()), port_(port) {
-  (*host_)->listeners_[port_] = this;
+InProcessListener::InProcessListener(std::shared_ptr<VsockNode*> node, uint32_t port)
+    : node_(std::move(node)), reactor_((*node_)->reactor()), port_(port) {
+  (*node_)->listeners_[port_] = this;
 }
 
 InProcessListener::~InProcessListener() {
-  VsockHost* h = *host_;
+  VsockNode* h = *node_;
   if (h == nullptr) return;
   h->listeners_.erase(port_);
-  h->engine().Unlisten(port_, h->actions_);  // refuses the backlog
+  h->engine().Unlisten(port_, h->actions());  // refuses the backlog
   h->Flush();
 }
 
@@ -212,65 +208,51 @@ void InProcessListener::SetAcceptHandler(AcceptHandler handler) {
 }
 
 void InProcessListener::AcceptPending() {
-  VsockHost* h = *host_;
+  VsockNode* h = *node_;
   if (h == nullptr || handler_ == nullptr || !*handler_) return;
   std::shared_ptr<AcceptHandler> keep = handler_;
-  std::shared_ptr<VsockHost*> host = host_;
+  std::shared_ptr<VsockNode*> node = node_;
+  const uint32_t port = port_;
   // The handler may destroy this listener: only locals below.
-  while (*host != nullptr) {
-    std::optional<ConnId> id = (*host)->engine().Accept(port_);
+  while (*node != nullptr) {
+    std::optional<ConnId> id = (*node)->engine().Accept(port);
     if (!id.has_value()) break;
-    (*keep)(std::make_unique<InProcessConnection>(host, *id, /*connecting=*/false));
+    (*keep)(std::make_unique<InProcessConnection>(node, *id, /*connecting=*/false));
     if (!*keep) break;
   }
 }
 
-std::string InProcessListener::address() const { return absl::StrCat("vsock:2:", port_); }
+std::string InProcessListener::address() const {
+  VsockNode* h = *node_;
+  return absl::StrCat("vsock:", h != nullptr ? h->local_cid() : 0, ":", port_);
+}
 
 // ---------------------------------------------------------------------------
 // InProcessConnector
 
-InProcessConnector::InProcessConnector(std::shared_ptr<VsockHost*> host, uint32_t guest_port)
-    : host_(std::move(host)),
-      reactor_((*host_)->reactor()),
-      guest_cid_((*host_)->guest_cid()),
-      guest_port_(guest_port) {}
+InProcessConnector::InProcessConnector(std::shared_ptr<VsockNode*> node, uint32_t peer_port)
+    : node_(std::move(node)),
+      reactor_((*node_)->reactor()),
+      peer_cid_((*node_)->peer_cid()),
+      peer_port_(peer_port) {}
 
 absl::StatusOr<std::unique_ptr<transport::Connection>> InProcessConnector::Connect() {
-  VsockHost* h = *host_;
-  if (h == nullptr) return HostGone();
+  VsockNode* h = *node_;
+  if (h == nullptr) return NodeGone();
   absl::StatusOr<ConnId> id =
-      h->engine().Connect(guest_port_, SocketType::kStream, h->reactor().Now(), h->actions_);
+      h->engine().Connect(peer_port_, SocketType::kStream, h->reactor().Now(), h->actions());
   if (!id.ok()) return id.status();
-  auto connection = std::make_unique<InProcessConnection>(host_, *id, /*connecting=*/true);
+  auto connection = std::make_unique<InProcessConnection>(node_, *id, /*connecting=*/true);
   // Flush from a fresh reactor turn: the caller sets its handler first, so
-  // it sees kConnected (or kClosed) however fast the guest answers.
-  h->reactor().Post([host = host_] {
-    if (*host != nullptr) (*host)->Flush();
+  // it sees kConnected (or kClosed) however fast the peer answers.
+  h->reactor().Post([node = node_] {
+    if (*node != nullptr) (*node)->Flush();
   });
   return std::unique_ptr<transport::Connection>(std::move(connection));
 }
 
 std::string InProcessConnector::address() const {
-  return absl::StrCat("vsock:", guest_cid_, ":", guest_port_);
-}
-
-// ---------------------------------------------------------------------------
-// VsockHost's in-process entry points
-
-absl::StatusOr<std::unique_ptr<transport::Listener>> VsockHost::Listen(uint32_t port,
-                                                                       size_t backlog) {
-  if (absl::Status s = engine_->Listen(port, SocketType::kStream, backlog); !s.ok()) return s;
-  return std::unique_ptr<transport::Listener>(new InProcessListener(self_, port));
-}
-
-std::unique_ptr<transport::Connector> VsockHost::ConnectorTo(uint32_t guest_port) {
-  return std::make_unique<InProcessConnector>(self_, guest_port);
-}
-
-void VsockHost::ChargeCopy(const Header& header, uint32_t bytes) {
-  auto it = inprocess_by_ports_.find(PortKey(header.dst_port, header.src_port));
-  if (it != inprocess_by_ports_.end()) it->second->AddCopied(bytes);
+  return absl::StrCat("vsock:", peer_cid_, ":", peer_port_);
 }
 
 }  // namespace vsock
