@@ -1,0 +1,64 @@
+#include "core/rpc/frame_decoder.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace vrpc {
+namespace rpc {
+
+void FrameDecoder::Feed(SliceChain bytes) {
+  if (!failed_.ok()) return;
+  if (skip_ > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(skip_, bytes.size()));
+    bytes.RemovePrefix(n);
+    skip_ -= n;
+    skipped_ += n;
+  }
+  buffer_.Append(std::move(bytes));
+}
+
+absl::StatusOr<std::optional<Frame>> FrameDecoder::Next() {
+  if (!failed_.ok()) return failed_;
+  if (skip_ > 0) return std::nullopt;  // Feed() discards the rest first
+  if (!pending_.has_value()) {
+    if (buffer_.size() < kFrameHeaderSize) return std::nullopt;
+    uint8_t raw[kFrameHeaderSize];
+    buffer_.CopyTo(absl::MakeSpan(raw));
+    buffer_.RemovePrefix(kFrameHeaderSize);
+    const FrameHeader h = DecodeFrameHeader(raw);
+    if (h.reserved != 0) {
+      failed_ = absl::InvalidArgumentError("frame header reserved bits set");
+      return failed_;
+    }
+    if (h.type == static_cast<uint8_t>(FrameType::kMessage)) {
+      if (h.length > limits_.max_message) {
+        // Report now, skip the payload as it comes.
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(h.length, buffer_.size()));
+        buffer_.RemovePrefix(n);
+        skipped_ += n;
+        skip_ = h.length - n;
+        Frame f;
+        f.header = h;
+        f.oversized = true;
+        return std::optional<Frame>(std::move(f));
+      }
+    } else if (h.length > limits_.max_control) {
+      failed_ = absl::ResourceExhaustedError(absl::StrCat(
+          FrameTypeName(h.type), " frame of ", h.length, " bytes over the ", limits_.max_control,
+          "-byte limit"));
+      return failed_;
+    }
+    pending_ = h;
+  }
+  if (buffer_.size() < pending_->length) return std::nullopt;
+  Frame f;
+  f.header = *pending_;
+  f.payload = buffer_.TakePrefix(pending_->length);
+  pending_.reset();
+  return std::optional<Frame>(std::move(f));
+}
+
+}  // namespace rpc
+}  // namespace vrpc
