@@ -14,10 +14,14 @@ using transport::ConnectionState;
 
 absl::Status NodeGone() { return absl::UnavailableError("the vsock transport is gone"); }
 
-// A terminal engine status as the Connection contract states it.
+// A terminal engine status as the Connection contract states it: OK for an
+// orderly close, DEADLINE_EXCEEDED for a connect timeout, UNAVAILABLE for
+// every other end, including a reset for the peer's protocol violation
+// (whose engine reason, e.g. kInvalidArgument, becomes the message).
 absl::Status TerminalStatus(const Event& e) {
   if (e.type == EventType::kClosed) return e.status;
-  if (!e.status.ok()) return e.status;
+  if (absl::IsUnavailable(e.status) || absl::IsDeadlineExceeded(e.status)) return e.status;
+  if (!e.status.ok()) return absl::UnavailableError(e.status.message());
   return absl::UnavailableError(e.type == EventType::kRefused ? "connection refused"
                                                               : "connection reset");
 }

@@ -21,11 +21,20 @@ BackendHarness::BackendHarness(Options options)
     err_.push_back(MakeEventFd());
     spare_.push_back(MakeEventFd());
   }
-  device_ = std::make_unique<RecordingDevice>(options_.num_queues);
-  backend_ = std::make_unique<Backend>(device_.get(), options_.backend);
+  hooks_ = options_.device;
+  if (hooks_ == nullptr) {
+    device_ = std::make_unique<RecordingDevice>(options_.num_queues);
+    hooks_ = device_.get();
+  }
+  backend_ = std::make_unique<Backend>(hooks_, options_.backend);
   UniqueFd backend_end;
   frontend_ = ScriptedFrontend::CreatePair(&backend_end);
   VRPC_CHECK(backend_->Attach(std::move(backend_end)).ok());
+}
+
+RecordingDevice& BackendHarness::device() {
+  VRPC_CHECK(device_ != nullptr) << "the harness drives a device of the test's";
+  return *device_;
 }
 
 BackendHarness::~BackendHarness() {

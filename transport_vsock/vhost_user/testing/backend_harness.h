@@ -1,10 +1,11 @@
 // File: transport_vsock/vhost_user/testing/backend_harness.h
 //
-// BackendHarness: a Backend wired to a RecordingDevice and a ScriptedFrontend
-// over a socketpair, with memfd guest RAM laid out like QEMU's q35 machine
-// and eventfds for kicks and calls. Tests and the fuzzer drive it step by
-// step; the harness itself asserts nothing (environment errors CHECK-fail).
-// Test-only.
+// BackendHarness: a Backend wired to a device (a RecordingDevice unless the
+// test brings its own DeviceHooks, e.g. a real VsockDevice) and a
+// ScriptedFrontend over a socketpair, with memfd guest RAM laid out like
+// QEMU's q35 machine and eventfds for kicks and calls. Tests and the fuzzer
+// drive it step by step; the harness itself asserts nothing (environment
+// errors CHECK-fail). Test-only.
 #ifndef VRPC_TRANSPORT_VSOCK_VHOST_USER_TESTING_BACKEND_HARNESS_H_
 #define VRPC_TRANSPORT_VSOCK_VHOST_USER_TESTING_BACKEND_HARNESS_H_
 
@@ -37,6 +38,10 @@ class BackendHarness {
     uint32_t num_queues = 3;
     BackendOptions backend;
     uint64_t ram_size = 4 * 1024 * 1024;
+    // The device the Backend drives. Null: the harness makes and owns a
+    // RecordingDevice(num_queues). Otherwise not owned; it must outlive the
+    // harness (whose destructor ends the session through it).
+    DeviceHooks* device = nullptr;
   };
 
   BackendHarness();
@@ -45,7 +50,11 @@ class BackendHarness {
   BackendHarness(const BackendHarness&) = delete;
   BackendHarness& operator=(const BackendHarness&) = delete;
 
-  RecordingDevice& device() { return *device_; }
+  // The harness's own RecordingDevice; CHECK-fails when Options::device
+  // was given.
+  RecordingDevice& device();
+  // The device the Backend drives, whichever it is.
+  DeviceHooks& hooks() { return *hooks_; }
   Backend& backend() { return *backend_; }
   ScriptedFrontend& frontend() { return frontend_; }
   FakeGuestRam& ram() { return *ram_; }
@@ -94,7 +103,8 @@ class BackendHarness {
   Options options_;
   std::unique_ptr<FakeGuestRam> ram_;
   std::vector<UniqueFd> kick_, call_, err_, spare_;
-  std::unique_ptr<RecordingDevice> device_;
+  std::unique_ptr<RecordingDevice> device_;  // null with Options::device
+  DeviceHooks* hooks_ = nullptr;
   std::unique_ptr<Backend> backend_;
   ScriptedFrontend frontend_{UniqueFd()};
 };
