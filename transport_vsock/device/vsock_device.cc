@@ -481,7 +481,9 @@ void VsockDevice::ProcessEvents() {
   auto chain = q.Pop();
   if (!chain.ok()) return Violation(chain.status());
   if (!chain->has_value()) {
-    (void)q.EnableNotifications();
+    auto more = q.EnableNotifications();
+    if (!more.ok()) return Violation(more.status());
+    if (*more) ProcessEvents();  // a buffer raced the re-arm: no kick will come
     return;
   }
   const uint8_t event[4] = {0, 0, 0, 0};  // le32 id = TRANSPORT_RESET
