@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "core/base/unique_fd.h"
 #include "core/io/reactor.h"
 
@@ -73,7 +74,8 @@ class UringReactor final : public Reactor {
   WatchId wake_watch_ = 0;
   WatchId running_watch_ = 0;  // whose callback is on the stack
   uint64_t next_id_ = 1;
-  absl::flat_hash_map<WatchId, WatchEntry> watches_;
+  // Node-based: a running callback stays put while it adds watches.
+  absl::node_hash_map<WatchId, WatchEntry> watches_;
   std::multimap<absl::Time, TimerId> timer_order_;
   absl::flat_hash_map<TimerId, std::pair<absl::Time, absl::AnyInvocable<void()>>> timers_;
   std::atomic<bool> stop_{false};

@@ -86,6 +86,36 @@ TEST_F(UringReactorTest, UnwatchFromInsideTheCallback) {
   EXPECT_EQ(calls, 1);  // still readable, but no longer watched
 }
 
+// A callback that adds many watches (so the watch table grows) still sees
+// its own captures afterwards (found by ASan in the device e2e test). The
+// captures are small so that they live inside the callback object itself.
+TEST_F(UringReactorTest, CallbackMayAddWatchesAndKeepsItsCaptures) {
+  struct State {
+    UringReactor* reactor;
+    std::vector<UniqueFd> others;
+    std::vector<WatchId> added;
+    WatchId self = 0;
+    uint32_t seen = 0;
+  } state{reactor_.get()};
+  UniqueFd efd = MakeEventFd();
+  Signal(efd.get());
+  VRPC_ASSERT_OK_AND_ASSIGN(
+      state.self, reactor_->Watch(efd.get(), kReadable, [st = &state, magic = 0x5eedu](uint32_t) {
+        for (int i = 0; i < 200; ++i) {
+          st->others.push_back(MakeEventFd());
+          auto id = st->reactor->Watch(st->others.back().get(), kReadable, [](uint32_t) {});
+          if (id.ok()) st->added.push_back(*id);
+        }
+        st->seen = magic;  // reads the callback's own captures after the growth
+        st->reactor->Unwatch(st->self);
+      }));
+  EXPECT_TRUE(RunUntil([&] { return state.seen != 0; }));
+  EXPECT_EQ(state.seen, 0x5eedu);
+  EXPECT_EQ(state.added.size(), 200u);
+  for (WatchId id : state.added) reactor_->Unwatch(id);
+  for (int i = 0; i < 3; ++i) VRPC_ASSERT_OK(reactor_->RunOnce(absl::Milliseconds(5)));
+}
+
 TEST_F(UringReactorTest, UnwatchArmedWatch) {
   UniqueFd efd = MakeEventFd();
   int calls = 0;
