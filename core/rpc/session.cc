@@ -59,22 +59,26 @@ Session::Stream* Session::Find(uint32_t stream) {
 
 absl::Status Session::ConnectionError(absl::Status why, SessionOutput& out) {
   if (!error_.ok()) return error_;
-  error_ = why;
   if (!goaway_sent_) {
     goaway_sent_ = true;
     Emit(FrameType::kGoAway, 0,
          EncodeGoAway(GoAway{last_peer_stream_, why.code(), std::string(why.message())}), out);
   }
+  Abort(why, out);
+  return why;
+}
+
+void Session::Abort(const absl::Status& why, SessionOutput& out) {
+  if (error_.ok()) error_ = why.ok() ? absl::UnavailableError("aborted") : why;
   std::vector<uint32_t> open;
   for (const auto& [id, s] : streams_) open.push_back(id);
   std::sort(open.begin(), open.end());
   for (uint32_t id : open) {
     EndStream(id, role_ == Role::kClient ? SessionEventType::kFinished : SessionEventType::kCancelled,
               CallStatus{absl::StatusCode::kUnavailable,
-                         absl::StrCat("connection error: ", why.message()), {}},
+                         absl::StrCat("connection lost: ", why.message()), {}},
               out);
   }
-  return why;
 }
 
 void Session::EndStream(uint32_t stream, SessionEventType type, CallStatus status,
@@ -366,6 +370,11 @@ bool Session::CanSend(uint32_t stream) const {
   auto it = streams_.find(stream);
   return it != streams_.end() && error_.ok() && !it->second.local_half_closed &&
          it->second.send_window > 0;
+}
+
+void Session::WantSend(uint32_t stream) {
+  Stream* s = Find(stream);
+  if (s != nullptr && s->send_window <= 0) s->blocked = true;
 }
 
 void Session::ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out) {

@@ -128,6 +128,9 @@ class Session {
   absl::Status SendMessage(uint32_t stream, SliceChain message, SessionOutput& out);
   // Whether SendMessage would pass flow control now.
   bool CanSend(uint32_t stream) const;
+  // Asks for kWritable on |stream| once its window reopens (after CanSend
+  // said no).
+  void WantSend(uint32_t stream);
   // The application consumed |bytes| of received messages on |stream|:
   // grants the peer a WINDOW_UPDATE when half the window is used.
   void ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out);
@@ -137,6 +140,10 @@ class Session {
   // Graceful shutdown: GOAWAY with the last stream we serve (server: the
   // highest started; client: 0). New calls are refused afterwards.
   void SendGoAway(absl::StatusCode code, const std::string& message, SessionOutput& out);
+
+  // The transport is gone: every open call ends (kFinished / kCancelled with
+  // UNAVAILABLE), nothing is sent, and the session accepts nothing more.
+  void Abort(const absl::Status& why, SessionOutput& out);
 
   bool IsOpen(uint32_t stream) const { return streams_.contains(stream); }
   size_t open_streams() const { return streams_.size(); }

@@ -237,8 +237,14 @@ absl::StatusOr<size_t> Engine::Send(ConnId id, SliceChain& data, absl::Time now,
   while (!data.empty()) {
     const uint32_t credit = c.credit.PeerCredit();
     if (credit == 0) break;
-    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(
+    uint32_t n = static_cast<uint32_t>(std::min<size_t>(
         {data.size(), credit, config_.max_packet_payload}));
+    // Leave no runt: a tail shorter than copy_below would be copied by the
+    // receiver (rx_queue.h), so shift a little more into the last packet.
+    const size_t rest = data.size() - n;
+    if (rest > 0 && rest < config_.copy_below && n > 2 * config_.copy_below) {
+      n -= config_.copy_below;
+    }
     c.credit.OnSend(n);
     Emit(c, Op::kRw, 0, data.TakePrefix(n), out);
     sent += n;

@@ -1,0 +1,203 @@
+#include "core/rpc/server.h"
+
+#include <future>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/rpc/server_connection.h"
+
+namespace vrpc {
+namespace rpc {
+
+Server::Server(ServerOptions options)
+    : options_(std::move(options)),
+      workers_(std::make_unique<WorkerPool>(options_.max_worker_threads)) {}
+
+Server::~Server() {
+  bool running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running = reactor_ != nullptr && !shutting_down_;
+  }
+  if (running) Shutdown(absl::Now());
+  workers_.reset();  // handlers have all returned
+  *alive_ = false;
+}
+
+absl::Status Server::RegisterService(Service* service) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& m : service->methods()) {
+    if (!methods_.emplace(m->name, m.get()).second) {
+      return absl::AlreadyExistsError(absl::StrCat("method ", m->name, " registered twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Server::AddListener(std::unique_ptr<transport::Listener> listener) {
+  io::Reactor& reactor = listener->reactor();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reactor_ == nullptr) reactor_ = &reactor;
+  }
+  std::shared_ptr<transport::Listener> shared(std::move(listener));
+  reactor.Post([this, shared, &reactor, alive = alive_] {
+    if (!*alive || shutting_down_) return;
+    shared->SetAcceptHandler([this, &reactor](std::unique_ptr<transport::Connection> c) {
+      OnConnection(reactor, std::move(c));
+    });
+    listeners_.push_back(shared);
+  });
+}
+
+void Server::OnConnection(io::Reactor& reactor, std::unique_ptr<transport::Connection> c) {
+  if (shutting_down_) return;  // dropping |c| closes it
+  auto conn = std::make_shared<ServerConnection>(*this, reactor);
+  conns_[conn.get()] = conn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.connections_accepted;
+    stats_.open_connections = conns_.size();
+  }
+  conn->Start(std::move(c));
+}
+
+void Server::ConnectionClosed(ServerConnection* conn) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  // Destroy after the current callback unwinds.
+  std::shared_ptr<ServerConnection> dead = std::move(it->second);
+  conns_.erase(it);
+  const transport::ConnectionStats t = dead->transport_stats();
+  dead->reactor().Post([dead] {});
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.open_connections = conns_.size();
+  stats_.rx_bytes_copied += t.rx_bytes_copied;
+  stats_.tx_bytes_copied += t.tx_bytes_copied;
+}
+
+void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionEvent& e) {
+  RpcConnection& rpc = *conn->rpc();
+  const Service::Method* method = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.calls_started;
+    auto it = methods_.find(e.headers.method);
+    if (it != methods_.end()) method = it->second;
+    if (method == nullptr) ++stats_.calls_unimplemented;
+  }
+  if (method == nullptr) {
+    (void)rpc.session().Finish(
+        e.stream,
+        CallStatus{absl::StatusCode::kUnimplemented,
+                   absl::StrCat("method ", e.headers.method, " is not served here"), {}},
+        rpc.out());
+    rpc.Flush();
+    return;
+  }
+  const absl::Time deadline = e.headers.timeout == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + e.headers.timeout;
+  auto context = std::make_unique<ServerContext>(e.headers.method, deadline,
+                                                 std::move(e.headers.metadata), conn->peer());
+  auto call = std::make_shared<ServerCall>(conn, e.stream, std::move(context));
+  conn->Register(e.stream, call, e.headers.timeout);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.active_calls;
+  }
+  std::weak_ptr<ServerConnection> weak = conn;
+  workers_->Submit([this, call, weak, handler = &method->handler] {
+    absl::Status status = (*handler)(*call);
+    if (call->context().IsCancelled() && status.ok()) status = absl::CancelledError();
+    if (auto c = weak.lock()) {
+      c->Post([call, status](ServerConnection&) { call->Finish(status); });
+    }
+    CallDone(call->context().IsCancelled());
+  });
+}
+
+void Server::CallDone(bool cancelled) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --stats_.active_calls;
+    ++stats_.calls_finished;
+    if (cancelled) ++stats_.calls_cancelled;
+  }
+  cv_.notify_all();
+}
+
+void Server::Shutdown(absl::Time deadline) {
+  io::Reactor* reactor;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    reactor = reactor_;
+  }
+  if (reactor != nullptr) {
+    // Stop accepting; GOAWAY everywhere.
+    std::promise<void> phase1;
+    reactor->Post([&] {
+      listeners_.clear();
+      for (auto& [ptr, conn] : conns_) conn->GoAway();
+      phase1.set_value();
+    });
+    phase1.get_future().wait();
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (stats_.active_calls > 0) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(left, absl::Milliseconds(100))));
+    }
+  }
+  if (reactor != nullptr) {
+    // Cancel what is left and close every connection.
+    std::promise<void> phase2;
+    reactor->Post([&] {
+      std::vector<std::shared_ptr<ServerConnection>> conns;
+      for (auto& [ptr, conn] : conns_) conns.push_back(conn);
+      for (auto& conn : conns) {
+        conn->CancelAll(absl::UnavailableError("server shut down"));
+        conn->Close(absl::UnavailableError("server shut down"));
+      }
+      conns_.clear();
+      phase2.set_value();
+    });
+    phase2.get_future().wait();
+  }
+  // Handlers see cancellation and return.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return stats_.active_calls == 0; });
+}
+
+ServerStats Server::stats() {
+  io::Reactor* reactor;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reactor = shutting_down_ ? nullptr : reactor_;
+  }
+  transport::ConnectionStats open;
+  if (reactor != nullptr) {
+    std::promise<void> done;
+    reactor->Post([&] {
+      for (auto& [ptr, conn] : conns_) {
+        const transport::ConnectionStats t = conn->transport_stats();
+        open.rx_bytes_copied += t.rx_bytes_copied;
+        open.tx_bytes_copied += t.tx_bytes_copied;
+      }
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ServerStats s = stats_;
+  s.rx_bytes_copied += open.rx_bytes_copied;
+  s.tx_bytes_copied += open.tx_bytes_copied;
+  return s;
+}
+
+}  // namespace rpc
+}  // namespace vrpc

@@ -1,0 +1,148 @@
+#include "core/rpc/server_call.h"
+
+#include <utility>
+
+#include "core/rpc/server_connection.h"
+
+namespace vrpc {
+namespace rpc {
+
+ServerCall::ServerCall(std::shared_ptr<ServerConnection> connection, uint32_t stream,
+                       std::unique_ptr<ServerContext> context)
+    : connection_(std::move(connection)), stream_(stream), context_(std::move(context)) {}
+
+bool ServerCall::Read(SliceChain* message) {
+  size_t size = 0;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !inbox_.empty() || inbox_closed_; });
+    if (inbox_.empty()) return false;
+    *message = std::move(inbox_.front());
+    inbox_.pop_front();
+    size = message->size();
+  }
+  // Reading opens the client's window for this call.
+  if (auto conn = connection_.lock()) {
+    const uint32_t stream = stream_;
+    conn->Post([stream, size](ServerConnection& c) {
+      if (c.rpc() == nullptr) return;
+      c.rpc()->session().ConsumeMessage(stream, size, c.rpc()->out());
+      c.rpc()->Flush();
+    });
+  }
+  return true;
+}
+
+absl::Status ServerCall::Write(SliceChain message) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (ended_) return absl::CancelledError("the call has ended");
+  write_pending_ = true;
+  write_ = std::move(message);
+  write_result_ = absl::OkStatus();
+  std::shared_ptr<ServerConnection> conn = connection_.lock();
+  if (conn == nullptr) return absl::UnavailableError("the connection is gone");
+  lock.unlock();
+  conn->Post([self = shared_from_this()](ServerConnection&) { self->TryWriteOnLoop(); });
+  lock.lock();
+  cv_.wait(lock, [this] { return !write_pending_; });
+  return write_result_;
+}
+
+void ServerCall::SendInitialMetadata() {
+  if (auto conn = connection_.lock()) {
+    conn->Post([self = shared_from_this()](ServerConnection&) { self->SendInitialMetadataOnLoop(); });
+  }
+}
+
+void ServerCall::SendInitialMetadataOnLoop() {
+  if (initial_metadata_sent_) return;
+  std::shared_ptr<ServerConnection> conn = connection_.lock();
+  if (conn == nullptr || conn->rpc() == nullptr) return;
+  initial_metadata_sent_ = true;
+  if (context_->initial_metadata().empty()) return;  // nothing to say
+  (void)conn->rpc()->session().SendInitialMetadata(stream_, context_->initial_metadata(),
+                                                   conn->rpc()->out());
+  conn->rpc()->Flush();
+}
+
+void ServerCall::TryWriteOnLoop() {
+  std::shared_ptr<ServerConnection> conn = connection_.lock();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!write_pending_) return;
+  if (ended_ || conn == nullptr || conn->rpc() == nullptr ||
+      !conn->rpc()->session().IsOpen(stream_)) {
+    write_result_ = absl::CancelledError("the call has ended");
+  } else {
+    Session& session = conn->rpc()->session();
+    lock.unlock();
+    SendInitialMetadataOnLoop();
+    lock.lock();
+    if (!session.CanSend(stream_)) {
+      session.WantSend(stream_);
+      return;  // WindowOpened() retries
+    }
+    write_result_ = session.SendMessage(stream_, std::move(write_), conn->rpc()->out());
+  }
+  write_ = SliceChain();
+  write_pending_ = false;
+  lock.unlock();
+  cv_.notify_all();
+  if (conn != nullptr && conn->rpc() != nullptr) conn->rpc()->Flush();
+}
+
+void ServerCall::Deliver(SliceChain message) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (inbox_closed_) return;
+    inbox_.push_back(std::move(message));
+  }
+  cv_.notify_all();
+}
+
+void ServerCall::HalfClosed() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+void ServerCall::Cancelled(const absl::Status& why) {
+  context_->MarkCancelled();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    inbox_closed_ = true;
+    inbox_.clear();
+    if (write_pending_) {
+      write_pending_ = false;
+      write_ = SliceChain();
+      write_result_ = why;
+    }
+  }
+  cv_.notify_all();
+}
+
+void ServerCall::WindowOpened() { TryWriteOnLoop(); }
+
+void ServerCall::Finish(const absl::Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return;
+    ended_ = true;
+    inbox_.clear();
+  }
+  std::shared_ptr<ServerConnection> conn = connection_.lock();
+  if (conn == nullptr || conn->rpc() == nullptr) return;
+  if (!conn->rpc()->session().IsOpen(stream_)) return;
+  SendInitialMetadataOnLoop();
+  (void)conn->rpc()->session().Finish(
+      stream_,
+      CallStatus{status.code(), std::string(status.message()), context_->trailing_metadata()},
+      conn->rpc()->out());
+  conn->rpc()->Flush();
+  conn->CallFinished(stream_);
+}
+
+}  // namespace rpc
+}  // namespace vrpc

@@ -1,0 +1,82 @@
+// File: core/rpc/server_call.h
+//
+// ServerCall: one call as its handler sees it, with a blocking API meant for
+// a worker thread (never the reactor): Read() waits for the next request
+// message, Write() waits until flow control takes the response, and the
+// handler's returned status becomes the trailers. The typed readers and
+// writers of stub.h wrap it.
+//
+// Thread-safety: Read, Write and SendInitialMetadata from the handler's
+// thread; cancellation may arrive from the reactor at any moment, after
+// which Read returns false and Write fails.
+#ifndef VRPC_CORE_RPC_SERVER_CALL_H_
+#define VRPC_CORE_RPC_SERVER_CALL_H_
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/buffer/slice.h"
+#include "core/rpc/context.h"
+
+namespace vrpc {
+namespace rpc {
+
+class ServerConnection;
+
+class ServerCall : public std::enable_shared_from_this<ServerCall> {
+ public:
+  ServerCall(std::shared_ptr<ServerConnection> connection, uint32_t stream,
+             std::unique_ptr<ServerContext> context);
+  ServerCall(const ServerCall&) = delete;
+  ServerCall& operator=(const ServerCall&) = delete;
+
+  ServerContext& context() { return *context_; }
+
+  // The next request message; false once the client half-closed (all
+  // messages read) or the call was cancelled.
+  bool Read(SliceChain* message);
+  // Sends one response message, waiting while the client's window is
+  // closed. Fails once the call was cancelled or ended.
+  absl::Status Write(SliceChain message);
+  // Sends the context's initial metadata now (otherwise it goes with the
+  // first Write or the trailers).
+  void SendInitialMetadata();
+
+  // ---- For the server machinery (reactor thread) ----
+  void Deliver(SliceChain message);
+  void HalfClosed();
+  void Cancelled(const absl::Status& why);
+  void WindowOpened();
+  // Sends the trailers (once; no-op after cancellation). Reactor thread.
+  void Finish(const absl::Status& status);
+  uint32_t stream() const { return stream_; }
+
+ private:
+  void SendInitialMetadataOnLoop();
+  void TryWriteOnLoop();
+
+  const std::weak_ptr<ServerConnection> connection_;
+  const uint32_t stream_;
+  const std::unique_ptr<ServerContext> context_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<SliceChain> inbox_;
+  bool inbox_closed_ = false;
+  bool ended_ = false;        // finished or cancelled
+  // One write at a time: set by Write, taken on the reactor.
+  bool write_pending_ = false;
+  SliceChain write_;
+  absl::Status write_result_;
+  bool initial_metadata_sent_ = false;  // reactor thread
+};
+
+}  // namespace rpc
+}  // namespace vrpc
+
+#endif  // VRPC_CORE_RPC_SERVER_CALL_H_
