@@ -1,0 +1,59 @@
+// File: core/rpc/proto_codec.h
+//
+// Protobuf messages to and from SliceChains, without a contiguous
+// intermediate copy:
+//   - Serialize writes the message once, straight into the buffer that goes
+//     to the transport (a Slice from |allocate|: on the userspace guest
+//     driver, memory the device reads);
+//   - Parse reads through a ZeroCopyInputStream over the received Slices,
+//     which are views of the transport's buffers (guest memory on the host
+//     device), however many pieces the message arrived in.
+#ifndef VRPC_CORE_RPC_PROTO_CODEC_H_
+#define VRPC_CORE_RPC_PROTO_CODEC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "core/buffer/slice.h"
+#include "google/protobuf/io/zero_copy_stream.h"
+#include "google/protobuf/message_lite.h"
+
+namespace vrpc {
+namespace rpc {
+
+// Where serialized bytes go: returns a Slice of |size| bytes and a writable
+// pointer to them. Default: heap.
+using BufferAllocator = std::function<Slice(size_t size, uint8_t** data)>;
+
+// Serializes |message| into one buffer. kInvalidArgument if it is not
+// initialized (missing required fields) or over 2 GiB.
+absl::Status Serialize(const google::protobuf::MessageLite& message, SliceChain* out,
+                       const BufferAllocator& allocate = nullptr);
+
+// Parses |in| into |message|. kInvalidArgument if the bytes are not a valid
+// message of that type.
+absl::Status Parse(const SliceChain& in, google::protobuf::MessageLite* message);
+
+// A ZeroCopyInputStream over a SliceChain (the chain must outlive it).
+class SliceChainInputStream final : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  explicit SliceChainInputStream(const SliceChain& chain) : chain_(chain) {}
+
+  bool Next(const void** data, int* size) override;
+  void BackUp(int count) override;
+  bool Skip(int count) override;
+  int64_t ByteCount() const override { return position_; }
+
+ private:
+  const SliceChain& chain_;
+  size_t index_ = 0;      // next slice
+  size_t offset_ = 0;     // within slices()[index_] (after a BackUp)
+  int64_t position_ = 0;
+};
+
+}  // namespace rpc
+}  // namespace vrpc
+
+#endif  // VRPC_CORE_RPC_PROTO_CODEC_H_
