@@ -338,6 +338,24 @@ TEST_F(EngineTest, AnyPortBacklogIsBounded) {
 
 // ---- Malformed headers (HARDENING.md rows 5 and 14) ----
 
+// A send that does not divide evenly into max-size packets leaves no tail
+// shorter than copy_below: the receiver would copy it (rx_queue.h).
+TEST_F(EngineTest, SendLeavesNoRuntTail) {
+  ConnId id = EstablishIncoming();
+  const uint32_t max = engine_->config().max_packet_payload;
+  const uint32_t small = engine_->config().copy_below;
+  for (uint32_t extra : {1u, small - 1, small, small + 1}) {
+    SliceChain data(Slice::Copy(std::string(max + extra, 'r')));
+    Actions a;
+    ASSERT_THAT(engine_->Send(id, data, now_, a), IsOkAndHolds(max + extra));
+    ASSERT_EQ(a.packets.size(), 2u) << extra;
+    EXPECT_GE(a.packets[1].header.len, small) << extra;
+    EXPECT_EQ(a.packets[0].header.len + a.packets[1].header.len, max + extra);
+    guest_fwd_cnt_ += max + extra;  // the guest consumed it all
+    Deliver(FromGuest(Op::kCreditUpdate));
+  }
+}
+
 TEST_F(EngineTest, MisaddressedPacketsAreDroppedSilently) {
   ConnId id = EstablishIncoming();
   for (uint64_t dst : {uint64_t{0}, uint64_t{1}, uint64_t{3}, uint64_t{0xffffffff},
