@@ -256,7 +256,21 @@ TEST_P(VsockDeviceModeTest, LinuxGuestTalksToTheHostBothWays) {
   char ok[8] = {};
   ASSERT_EQ(::recv(client.get(), ok, 8, MSG_WAITALL), 8);
   EXPECT_EQ(std::string(ok, 8), "OK 6000\n");
-  EXPECT_EQ(Exchange(client.get(), kBytes, 201, 202), "ok");
+  const std::string exchanged = Exchange(client.get(), kBytes, 201, 202);
+  EXPECT_EQ(exchanged, "ok");
+  if (exchanged != "ok") {
+    const auto s = OnLoop([&] { return server_->device().stats(); });
+    std::fprintf(stderr,
+                 "device: tx_packets=%llu rx_packets=%llu polls=%llu copied=%llu zero_copy=%llu "
+                 "broken=%d\n",
+                 static_cast<unsigned long long>(s.tx_packets),
+                 static_cast<unsigned long long>(s.rx_packets),
+                 static_cast<unsigned long long>(s.polls),
+                 static_cast<unsigned long long>(s.copied_bytes),
+                 static_cast<unsigned long long>(s.zero_copy_bytes),
+                 OnLoop([&] { return server_->device().broken(); }) ? 1 : 0);
+    std::fprintf(stderr, "%s\n", OnLoop([&] { return server_->device().DebugString(); }).c_str());
+  }
 
   VRPC_ASSERT_OK_AND_ASSIGN(e2e::GuestResult result, guest->Wait());
   EXPECT_EQ(result.exit_code, 0) << result.payload_output;

@@ -364,6 +364,9 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
   auto completion = std::make_shared<TxCompletion>(
       completions_, &reactor_, rings_[kTx].generation, chain.head(), q.memory().keepalive());
   SliceChain payload;
+  // Chains whose payload the host already dropped may still count as in
+  // flight until their completion task runs: settle them first.
+  if (q.in_flight() > q.size() / 2) DrainCompletions();
   const bool copy = q.in_flight() > q.size() / 2;
   if (take > 0 && copy) {
     uint8_t* data = nullptr;
@@ -384,6 +387,20 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
   }
   completion.reset();  // now only the payload Slices hold the chain
   host_->OnGuestPacket(header, std::move(payload), copy ? take : 0);
+}
+
+std::string VsockDevice::DebugString() const {
+  std::string out = absl::StrCat("polling=", polling_, " poll_posted=", poll_posted_,
+                                 " tx_paused=", tx_paused_, " pending_rx=", pending_rx_.size());
+  static const char* const kNames[] = {"rx", "tx", "event"};
+  for (uint32_t i = 0; i < 3; ++i) {
+    const Ring& r = rings_[i];
+    if (r.queue == nullptr) continue;
+    absl::StrAppend(&out, " ", kNames[i], "{enabled=", r.enabled,
+                    " last_avail=", r.queue->last_avail_idx(), " used=", r.queue->used_idx(),
+                    " in_flight=", r.queue->in_flight(), "}");
+  }
+  return out;
 }
 
 void VsockDevice::DrainCompletions() {

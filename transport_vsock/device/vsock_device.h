@@ -36,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -105,6 +106,8 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   VsockHost& host() { return *host_; }
   bool broken() const { return latch_->IsBroken(); }
   const VsockDeviceStats& stats() const { return stats_; }
+  // Ring and queue state, for diagnostics.
+  std::string DebugString() const;
 
  private:
   static constexpr uint32_t kRx = 0;
