@@ -135,7 +135,12 @@ void VsockHost::Bridge::UpdateWatch() {
 
 void VsockHost::Bridge::OnSocketReady(uint32_t revents) {
   if (done_) return;
-  if ((revents & io::kWritable) && !to_socket_.empty()) FlushToSocket();
+  if ((revents & io::kWritable) && !to_socket_.empty()) {
+    FlushToSocket();
+    // The engine may hold more (the guest is waiting for the credit that
+    // consuming it grants): no new guest data will come to wake us.
+    if (!done_ && to_socket_.empty() && phase_ == Phase::kStreaming) PullFromEngine();
+  }
   if (done_) return;
   if (revents & (io::kReadable | POLLHUP | POLLERR)) {
     if (phase_ == Phase::kReadLine) {
