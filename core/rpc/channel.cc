@@ -24,6 +24,19 @@ class LoopScope {
   const void* saved_;
 };
 
+// Wraps |fn(Channel&, args...)| for callbacks that may outlive |channel|
+// (transport events, timers, posted tasks): it runs only while the channel
+// is alive, and marked as running on the channel's loop.
+template <typename Fn>
+auto Guarded(Channel& channel, const io::Reactor* loop, Fn fn) {
+  return [weak = channel.weak_from_this(), loop, fn = std::move(fn)](auto&&... args) {
+    std::shared_ptr<Channel> self = weak.lock();
+    if (self == nullptr) return;
+    LoopScope scope(loop);
+    fn(*self, std::forward<decltype(args)>(args)...);
+  };
+}
+
 }  // namespace
 
 const char* ConnectivityStateName(ConnectivityState state) {
@@ -61,13 +74,7 @@ Channel::~Channel() {
 
 void Channel::RunOnLoop(std::function<void()> fn) {
   if (current_loop == &reactor_) return fn();
-  std::weak_ptr<Channel> weak = weak_from_this();
-  reactor_.Post([weak, fn = std::move(fn), loop = &reactor_] {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    fn();
-  });
+  reactor_.Post(Guarded(*this, &reactor_, [fn = std::move(fn)](Channel&) { fn(); }));
 }
 
 // ---------------------------------------------------------------------------
@@ -180,13 +187,9 @@ void Channel::Connect() {
     return;
   }
   connecting_ = *std::move(c);
-  std::weak_ptr<Channel> weak = weak_from_this();
-  connecting_->SetEventHandler([weak, loop = &reactor_](const transport::ConnectionEvent& e) {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    self->OnConnectionEvent(e);
-  });
+  connecting_->SetEventHandler(Guarded(
+      *this, &reactor_,
+      [](Channel& self, const transport::ConnectionEvent& e) { self.OnConnectionEvent(e); }));
   SetState(ConnectivityState::kConnecting);
   if (connecting_ != nullptr && connecting_->state() == transport::ConnectionState::kOpen) {
     OnReady();
@@ -213,27 +216,13 @@ void Channel::OnReady() {
   std::unique_ptr<transport::Connection> transport = std::move(connecting_);
   ++stats_.connects;
   backoff_.Reset();
-  std::weak_ptr<Channel> weak = weak_from_this();
-  const io::Reactor* loop = &reactor_;
   RpcConnection::Callbacks callbacks;
-  callbacks.on_event = [weak, loop](SessionEvent& e) {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    self->OnSessionEvent(e);
-  };
-  callbacks.on_closed = [weak, loop](const absl::Status& why) {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    self->OnConnectionLost(why);
-  };
-  callbacks.on_credit = [weak, loop](bool blocked) {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    self->SetCreditBlocked(blocked);
-  };
+  callbacks.on_event =
+      Guarded(*this, &reactor_, [](Channel& self, SessionEvent& e) { self.OnSessionEvent(e); });
+  callbacks.on_closed = Guarded(
+      *this, &reactor_, [](Channel& self, const absl::Status& why) { self.OnConnectionLost(why); });
+  callbacks.on_credit =
+      Guarded(*this, &reactor_, [](Channel& self, bool blocked) { self.SetCreditBlocked(blocked); });
   conn_ = std::make_unique<RpcConnection>(std::move(transport), Session::Role::kClient,
                                           options_.session, std::move(callbacks));
   SetState(ConnectivityState::kReady);
@@ -269,28 +258,20 @@ void Channel::OnConnectionLost(const absl::Status& why) {
 
 void Channel::ScheduleReconnect() {
   if (info_.state == ConnectivityState::kShutdown || reconnect_timer_ != 0) return;
-  std::weak_ptr<Channel> weak = weak_from_this();
-  reconnect_timer_ = reactor_.RunAfter(backoff_.Next(), [weak, loop = &reactor_] {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    self->reconnect_timer_ = 0;
-    self->Connect();
-  });
+  reconnect_timer_ = reactor_.RunAfter(backoff_.Next(), Guarded(*this, &reactor_, [](Channel& self) {
+                                         self.reconnect_timer_ = 0;
+                                         self.Connect();
+                                       }));
 }
 
 void Channel::ArmKeepalive() {
   if (options_.keepalive_time == absl::InfiniteDuration() || conn_ == nullptr) return;
-  std::weak_ptr<Channel> weak = weak_from_this();
   const absl::Duration delay =
       ping_outstanding_ ? options_.keepalive_timeout : options_.keepalive_time;
-  keepalive_timer_ = reactor_.RunAfter(delay, [weak, loop = &reactor_] {
-    std::shared_ptr<Channel> self = weak.lock();
-    if (self == nullptr) return;
-    LoopScope scope(loop);
-    self->keepalive_timer_ = 0;
-    self->OnKeepalive();
-  });
+  keepalive_timer_ = reactor_.RunAfter(delay, Guarded(*this, &reactor_, [](Channel& self) {
+                                         self.keepalive_timer_ = 0;
+                                         self.OnKeepalive();
+                                       }));
 }
 
 void Channel::OnKeepalive() {
@@ -397,24 +378,14 @@ void Channel::CallEnded(const ClientCall& call, const absl::Status& status) {
   }
   if (call.stream_ != 0) active_.erase(call.stream_);
   if (draining_ && active_.empty()) {
-    std::weak_ptr<Channel> weak = weak_from_this();
-    reactor_.Post([weak, loop = &reactor_] {
-      std::shared_ptr<Channel> self = weak.lock();
-      if (self == nullptr) return;
-      LoopScope scope(loop);
-      if (self->draining_ && self->active_.empty()) self->RetireConnection();
-    });
+    reactor_.Post(Guarded(*this, &reactor_, [](Channel& self) {
+      if (self.draining_ && self.active_.empty()) self.RetireConnection();
+    }));
     return;
   }
   // A slot may have opened under the server's concurrency limit.
   if (!waiting_.empty()) {
-    std::weak_ptr<Channel> weak = weak_from_this();
-    reactor_.Post([weak, loop = &reactor_] {
-      std::shared_ptr<Channel> self = weak.lock();
-      if (self == nullptr) return;
-      LoopScope scope(loop);
-      self->StartWaitingCalls();
-    });
+    reactor_.Post(Guarded(*this, &reactor_, [](Channel& self) { self.StartWaitingCalls(); }));
   }
 }
 
