@@ -1,0 +1,118 @@
+// File: core/transport/address_test.cc
+#include "core/transport/address.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace vrpc {
+namespace transport {
+namespace {
+
+Address Parsed(const std::string& text) {
+  absl::StatusOr<Address> a = ParseAddress(text);
+  EXPECT_TRUE(a.ok()) << text << ": " << a.status();
+  return a.ok() ? *a : Address{};
+}
+
+TEST(AddressTest, ParsesEveryScheme) {
+  Address u = Parsed("unix:/run/vrpc/a.sock");
+  EXPECT_EQ(u.kind, Address::Kind::kUnix);
+  EXPECT_EQ(u.path, "/run/vrpc/a.sock");
+
+  Address v = Parsed("vsock:3:5000");
+  EXPECT_EQ(v.kind, Address::Kind::kVsock);
+  EXPECT_EQ(v.cid, 3u);
+  EXPECT_EQ(v.port, 5000u);
+
+  Address h = Parsed("hvsock:/tmp/vm3.sock:1024");
+  EXPECT_EQ(h.kind, Address::Kind::kHvsock);
+  EXPECT_EQ(h.path, "/tmp/vm3.sock");
+  EXPECT_EQ(h.port, 1024u);
+
+  Address vu = Parsed("virtio-user:/tmp/vm3.vsock:2:5000");
+  EXPECT_EQ(vu.kind, Address::Kind::kVirtioUser);
+  EXPECT_EQ(vu.path, "/tmp/vm3.vsock");
+  EXPECT_EQ(vu.cid, 2u);
+  EXPECT_EQ(vu.port, 5000u);
+
+  Address vh = Parsed("vhost-user:/tmp/vm3.vsock:3:5000");
+  EXPECT_EQ(vh.kind, Address::Kind::kVhostUser);
+  EXPECT_EQ(vh.cid, 3u);
+
+  Address l = Parsed("loopback:7");
+  EXPECT_EQ(l.kind, Address::Kind::kLoopback);
+  EXPECT_EQ(l.port, 7u);
+}
+
+TEST(AddressTest, CidKeywords) {
+  EXPECT_EQ(Parsed("vsock:any:1").cid, kCidAny);
+  EXPECT_EQ(Parsed("vsock:hypervisor:1").cid, kCidHypervisor);
+  EXPECT_EQ(Parsed("vsock:local:1").cid, kCidLocal);
+  EXPECT_EQ(Parsed("vsock:host:1").cid, kCidHost);
+  EXPECT_EQ(Parsed("virtio-user:/s:any:9").cid, kCidAny);
+  EXPECT_EQ(Parsed("vsock:4294967295:1").cid, kCidAny);
+}
+
+TEST(AddressTest, PathsMayHoldColons) {
+  EXPECT_EQ(Parsed("unix:/tmp/a:b").path, "/tmp/a:b");
+  Address h = Parsed("hvsock:/tmp/x:y.sock:52");
+  EXPECT_EQ(h.path, "/tmp/x:y.sock");
+  EXPECT_EQ(h.port, 52u);
+  Address vu = Parsed("virtio-user:/a:b:2:7");
+  EXPECT_EQ(vu.path, "/a:b");
+  EXPECT_EQ(vu.cid, 2u);
+  EXPECT_EQ(vu.port, 7u);
+}
+
+TEST(AddressTest, RejectsMalformed) {
+  for (const char* bad : {
+           "",
+           "unix",
+           "unix:",
+           "tcp:127.0.0.1:80",
+           "vsock:3",
+           "vsock:3:",
+           "vsock::5",
+           "vsock:3:5:6",
+           "vsock:x:5",
+           "vsock:-1:5",
+           "vsock:4294967296:5",
+           "vsock:3:4294967296",
+           "vsock:3:+5",
+           "hvsock:/tmp/a",
+           "hvsock::5",
+           "hvsock:/tmp/a:port",
+           "virtio-user:/tmp/a:5",
+           "virtio-user::2:5",
+           "vhost-user:/tmp/a:3:",
+           "loopback:",
+           "loopback:x",
+       }) {
+    absl::StatusOr<Address> a = ParseAddress(bad);
+    EXPECT_FALSE(a.ok()) << "\"" << bad << "\" parsed";
+    if (!a.ok()) EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(AddressTest, RejectsUnixPathsTooLongForSockaddr) {
+  std::string ok_path = "/" + std::string(106, 'p');
+  EXPECT_TRUE(ParseAddress("unix:" + ok_path).ok());
+  EXPECT_FALSE(ParseAddress("unix:" + ok_path + "p").ok());
+  EXPECT_FALSE(ParseAddress("hvsock:" + ok_path + "p:5").ok());
+}
+
+TEST(AddressTest, FormatRoundTrips) {
+  for (const char* text : {"unix:/run/a.sock", "vsock:3:5000", "vsock:4294967295:1",
+                           "hvsock:/tmp/v.sock:1024", "virtio-user:/tmp/v:2:5000",
+                           "vhost-user:/tmp/v:3:5000", "loopback:9"}) {
+    Address a = Parsed(text);
+    EXPECT_EQ(FormatAddress(a), text);
+    EXPECT_EQ(Parsed(FormatAddress(a)), a);
+  }
+  EXPECT_EQ(FormatAddress(Parsed("vsock:host:5")), "vsock:2:5");
+}
+
+}  // namespace
+}  // namespace transport
+}  // namespace vrpc
