@@ -17,7 +17,7 @@
 #include "core/base/unique_fd.h"
 #include "core/io/uring_reactor.h"
 #include "host_agent/options.h"
-#include "host_agent/vm_server.h"
+#include "transport_vsock/device/vm_server.h"
 
 namespace vrpc {
 namespace host_agent {
@@ -52,9 +52,9 @@ int Main(int argc, char** argv) {
     VRPC_LOG(ERROR) << "io_uring: " << reactor.status();
     return 1;
   }
-  std::vector<std::unique_ptr<VmServer>> servers;
+  std::vector<std::unique_ptr<vsock::VmServer>> servers;
   for (const VmSpec& vm : options->vms) {
-    auto server = VmServer::Create(vm, **reactor);
+    auto server = vsock::VmServer::Create(vm, **reactor);
     if (!server.ok()) {
       VRPC_LOG(ERROR) << "vm " << vm.guest_cid << ": " << server.status();
       return 1;

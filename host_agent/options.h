@@ -17,19 +17,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "transport_vsock/device/vm_server.h"
 
 namespace vrpc {
 namespace host_agent {
 
 // One VM served by the agent.
-struct VmSpec {
-  uint64_t guest_cid = 0;
-  std::string socket;    // vhost-user socket the VMM (QEMU) connects to
-  std::string uds_path;  // hybrid vsock socket for host applications
-  // How the device watches the rings: "interrupt" (kicks), "poll" (busy
-  // polling, one core per agent thread), "adaptive" (poll under load).
-  std::string ring_mode = "interrupt";
-};
+using VmSpec = vsock::VmSpec;
 
 struct Options {
   std::vector<VmSpec> vms;

@@ -34,7 +34,7 @@
 #include "core/transport/listener.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "host_agent/vm_server.h"
+#include "transport_vsock/device/vm_server.h"
 #include "tests/e2e/guest/stream_util.h"
 #include "tests/e2e/harness/host_tools.h"
 #include "tests/e2e/harness/qemu_guest.h"
@@ -168,7 +168,7 @@ class VsockDeviceE2eTest : public ::testing::Test {
     auto reactor = io::UringReactor::Create();
     ASSERT_THAT(reactor, IsOk());
     reactor_ = *std::move(reactor);
-    auto server = host_agent::VmServer::Create(spec_, *reactor_);
+    auto server = vsock::VmServer::Create(spec_, *reactor_);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
     loop_ = std::thread([this] { EXPECT_THAT(reactor_->Run(), IsOk()); });
@@ -215,9 +215,9 @@ class VsockDeviceE2eTest : public ::testing::Test {
 
   std::string ring_mode_ = "interrupt";
   std::string dir_;
-  host_agent::VmSpec spec_;
+  vsock::VmSpec spec_;
   std::unique_ptr<io::UringReactor> reactor_;
-  std::unique_ptr<host_agent::VmServer> server_;
+  std::unique_ptr<vsock::VmServer> server_;
   std::thread loop_;
   // Reactor-thread state of the in-process test.
   std::unique_ptr<transport::Listener> listener_;

@@ -34,7 +34,7 @@
 #include "core/transport/connection.h"
 #include "core/transport/listener.h"
 #include "host_agent/options.h"
-#include "host_agent/vm_server.h"
+#include "transport_vsock/device/vm_server.h"
 #include "transport_vsock/driver/probe_echo.h"
 
 namespace vrpc {
@@ -163,7 +163,7 @@ int Main(int argc, char** argv) {
   VRPC_CHECK(options.ok() && options->vms.size() == 1) << options.status();
   auto reactor = io::UringReactor::Create();
   VRPC_CHECK(reactor.ok()) << reactor.status();
-  auto server = host_agent::VmServer::Create(options->vms[0], **reactor);
+  auto server = vsock::VmServer::Create(options->vms[0], **reactor);
   VRPC_CHECK(server.ok()) << server.status();
   vsock::VsockHost& host = (*server)->device().host();
   auto echo_listener = host.Listen(5000);

@@ -1,4 +1,4 @@
-// File: host_agent/vm_server.h
+// File: transport_vsock/device/vm_server.h
 //
 // VmServer: serves one VM's vhost-user vsock device on a reactor. It listens
 // on the VM's vhost-user socket, runs one frontend (QEMU) session at a time
@@ -6,20 +6,31 @@
 // disconnects (VM powered off or restarted) resets every connection and
 // waits for the next one. A second frontend arriving while one is attached
 // is refused (its socket closed).
-#ifndef VRPC_HOST_AGENT_VM_SERVER_H_
-#define VRPC_HOST_AGENT_VM_SERVER_H_
+#ifndef VRPC_TRANSPORT_VSOCK_DEVICE_VM_SERVER_H_
+#define VRPC_TRANSPORT_VSOCK_DEVICE_VM_SERVER_H_
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "core/io/reactor.h"
-#include "host_agent/options.h"
 #include "transport_vsock/device/vsock_device.h"
 #include "transport_vsock/vhost_user/backend.h"
 #include "transport_vsock/vhost_user/listener.h"
 
 namespace vrpc {
-namespace host_agent {
+namespace vsock {
+
+// One VM's device, as the host agent's command line names it.
+struct VmSpec {
+  uint64_t guest_cid = 0;
+  std::string socket;    // vhost-user socket the VMM (QEMU) connects to
+  std::string uds_path;  // hybrid vsock socket for host applications (empty: none)
+  // How the device watches the rings: "interrupt" (kicks), "poll" (busy
+  // polling, one core per agent thread), "adaptive" (poll under load).
+  std::string ring_mode = "interrupt";
+};
 
 class VmServer {
  public:
@@ -34,7 +45,7 @@ class VmServer {
   VmServer& operator=(const VmServer&) = delete;
 
   const VmSpec& spec() const { return spec_; }
-  vsock::VsockDevice& device() { return *device_; }
+  VsockDevice& device() { return *device_; }
   bool frontend_attached() const { return backend_->attached(); }
   // Frontend sessions accepted so far.
   int sessions() const { return sessions_; }
@@ -47,7 +58,7 @@ class VmServer {
 
   const VmSpec spec_;
   io::Reactor& reactor_;
-  std::unique_ptr<vsock::VsockDevice> device_;
+  std::unique_ptr<VsockDevice> device_;
   std::unique_ptr<vhost_user::Backend> backend_;
   std::unique_ptr<vhost_user::Listener> listener_;
   io::WatchId listen_watch_ = 0;
@@ -55,7 +66,7 @@ class VmServer {
   int sessions_ = 0;
 };
 
-}  // namespace host_agent
+}  // namespace vsock
 }  // namespace vrpc
 
-#endif  // VRPC_HOST_AGENT_VM_SERVER_H_
+#endif  // VRPC_TRANSPORT_VSOCK_DEVICE_VM_SERVER_H_

@@ -1,22 +1,23 @@
-#include "host_agent/vm_server.h"
+// File: transport_vsock/device/vm_server.cc
+#include "transport_vsock/device/vm_server.h"
 
 #include <utility>
 
 #include "core/base/logging.h"
 
 namespace vrpc {
-namespace host_agent {
+namespace vsock {
 
 absl::StatusOr<std::unique_ptr<VmServer>> VmServer::Create(const VmSpec& spec,
                                                            io::Reactor& reactor) {
   std::unique_ptr<VmServer> server(new VmServer(spec, reactor));
-  vsock::VsockDeviceOptions options;
+  VsockDeviceOptions options;
   options.host.guest_cid = spec.guest_cid;
   options.host.uds_path = spec.uds_path;
-  auto mode = vsock::ParseRingNotifyMode(spec.ring_mode);
+  auto mode = ParseRingNotifyMode(spec.ring_mode);
   if (!mode.ok()) return mode.status();
   options.notify_mode = *mode;
-  auto device = vsock::VsockDevice::Create(options, reactor);
+  auto device = VsockDevice::Create(options, reactor);
   if (!device.ok()) return device.status();
   server->device_ = *std::move(device);
   server->backend_ = std::make_unique<vhost_user::Backend>(server->device_.get());
@@ -80,5 +81,5 @@ void VmServer::EndSession() {
   if (backend_ != nullptr) backend_->Disconnect();  // resets the device
 }
 
-}  // namespace host_agent
+}  // namespace vsock
 }  // namespace vrpc
