@@ -1,0 +1,204 @@
+// File: transport_vsock/dial/dial.cc
+#include "transport_vsock/dial/dial.h"
+
+#include <mutex>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/transport/address.h"
+#include "transport_vsock/device/vm_server.h"
+#include "transport_vsock/driver/virtio_user_bus.h"
+#include "transport_vsock/driver/vsock_driver.h"
+#include "transport_vsock/loopback/loopback_transport.h"
+
+namespace vrpc {
+namespace dial {
+namespace {
+
+using transport::Address;
+
+// ---- Endpoints that keep their transport alive ----
+
+class OwningListener final : public transport::Listener {
+ public:
+  OwningListener(std::unique_ptr<transport::Listener> inner, std::shared_ptr<void> owner)
+      : inner_(std::move(inner)), owner_(std::move(owner)) {}
+  ~OwningListener() override { inner_.reset(); }  // before the transport
+
+  io::Reactor& reactor() override { return inner_->reactor(); }
+  void SetAcceptHandler(AcceptHandler handler) override {
+    inner_->SetAcceptHandler(std::move(handler));
+  }
+  std::string address() const override { return inner_->address(); }
+
+ private:
+  std::unique_ptr<transport::Listener> inner_;
+  std::shared_ptr<void> owner_;
+};
+
+class OwningConnector final : public transport::Connector {
+ public:
+  OwningConnector(std::unique_ptr<transport::Connector> inner, std::shared_ptr<void> owner)
+      : inner_(std::move(inner)), owner_(std::move(owner)) {}
+  ~OwningConnector() override { inner_.reset(); }
+
+  io::Reactor& reactor() override { return inner_->reactor(); }
+  absl::StatusOr<std::unique_ptr<transport::Connection>> Connect() override {
+    return inner_->Connect();
+  }
+  std::string address() const override { return inner_->address(); }
+
+ private:
+  std::unique_ptr<transport::Connector> inner_;
+  std::shared_ptr<void> owner_;
+};
+
+// ---- Shared transports, per (reactor, kind, path) ----
+
+// Finds the live transport under |key| or creates one with |make|.
+template <typename T, typename Make>
+absl::StatusOr<std::shared_ptr<T>> Shared(io::Reactor& reactor, const Address& address,
+                                          Make make) {
+  static std::mutex mu;
+  static auto* live = new absl::flat_hash_map<std::string, std::weak_ptr<T>>();
+  const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(&reactor), "|",
+                                       transport::AddressKindName(address.kind), "|",
+                                       address.path);
+  std::lock_guard<std::mutex> lock(mu);
+  if (std::shared_ptr<T> found = (*live)[key].lock()) return found;
+  absl::StatusOr<std::unique_ptr<T>> made = make();
+  if (!made.ok()) return made.status();
+  std::shared_ptr<T> shared(*std::move(made));
+  (*live)[key] = shared;
+  return shared;
+}
+
+absl::StatusOr<std::shared_ptr<vsock::LoopbackTransport>> LoopbackOn(io::Reactor& reactor,
+                                                                     const Address& address) {
+  return Shared<vsock::LoopbackTransport>(
+      reactor, address, [&] { return vsock::LoopbackTransport::Create(reactor); });
+}
+
+absl::StatusOr<std::shared_ptr<vsock::VsockDriver>> DriverOn(io::Reactor& reactor,
+                                                             const Address& address,
+                                                             const DialOptions& options) {
+  return Shared<vsock::VsockDriver>(
+      reactor, address, [&]() -> absl::StatusOr<std::unique_ptr<vsock::VsockDriver>> {
+        absl::StatusOr<vsock::DriverNotifyMode> mode =
+            vsock::ParseDriverNotifyMode(options.notify_mode);
+        if (!mode.ok()) return mode.status();
+        vsock::VirtioUserBusOptions bus_options;
+        bus_options.socket_path = address.path;
+        auto bus = vsock::VirtioUserBus::Create(bus_options);
+        if (!bus.ok()) return bus.status();
+        vsock::VsockDriverOptions driver_options;
+        driver_options.notify_mode = *mode;
+        return vsock::VsockDriver::Create(*std::move(bus), reactor, driver_options);
+      });
+}
+
+absl::StatusOr<std::shared_ptr<vsock::VmServer>> DeviceOn(io::Reactor& reactor,
+                                                          const Address& address,
+                                                          const DialOptions& options) {
+  auto server = Shared<vsock::VmServer>(reactor, address, [&] {
+    vsock::VmSpec spec;
+    spec.guest_cid = address.cid;
+    spec.socket = address.path;
+    spec.ring_mode = options.notify_mode;
+    return vsock::VmServer::Create(spec, reactor);
+  });
+  if (server.ok() && (*server)->spec().guest_cid != address.cid) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(transport::FormatAddress(address), ": this process already serves guest CID ",
+                     (*server)->spec().guest_cid, " on that socket"));
+  }
+  return server;
+}
+
+absl::Status KernelNotBuilt(const Address& address) {
+  return absl::UnimplementedError(absl::StrCat(
+      transport::FormatAddress(address), ": the kernel socket transport is not built yet"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view text,
+                                                            io::Reactor& reactor,
+                                                            const DialOptions& options) {
+  absl::StatusOr<Address> address = transport::ParseAddress(text);
+  if (!address.ok()) return address.status();
+  switch (address->kind) {
+    case Address::Kind::kLoopback: {
+      auto link = LoopbackOn(reactor, *address);
+      if (!link.ok()) return link.status();
+      auto listener = (*link)->host().Listen(address->port);
+      if (!listener.ok()) return listener.status();
+      return std::make_unique<OwningListener>(*std::move(listener), *std::move(link));
+    }
+    case Address::Kind::kVirtioUser: {
+      auto driver = DriverOn(reactor, *address, options);
+      if (!driver.ok()) return driver.status();
+      if (address->cid != transport::kCidAny && address->cid != (*driver)->guest_cid()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(text, ": the device gave this guest CID ", (*driver)->guest_cid(),
+                         "; listen on that CID or on any"));
+      }
+      auto listener = (*driver)->Listen(address->port);
+      if (!listener.ok()) return listener.status();
+      return std::make_unique<OwningListener>(*std::move(listener), *std::move(driver));
+    }
+    case Address::Kind::kVhostUser: {
+      auto server = DeviceOn(reactor, *address, options);
+      if (!server.ok()) return server.status();
+      auto listener = (*server)->device().host().Listen(address->port);
+      if (!listener.ok()) return listener.status();
+      return std::make_unique<OwningListener>(*std::move(listener), *std::move(server));
+    }
+    case Address::Kind::kHvsock:
+      return absl::InvalidArgumentError(absl::StrCat(
+          text, ": hvsock: addresses only dial; listen with vhost-user: (the device) or "
+                "vsock: inside the guest"));
+    case Address::Kind::kUnix:
+    case Address::Kind::kVsock:
+      return KernelNotBuilt(*address);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(text, ": unknown address kind"));
+}
+
+absl::StatusOr<std::unique_ptr<transport::Connector>> Dial(absl::string_view text,
+                                                           io::Reactor& reactor,
+                                                           const DialOptions& options) {
+  absl::StatusOr<Address> address = transport::ParseAddress(text);
+  if (!address.ok()) return address.status();
+  switch (address->kind) {
+    case Address::Kind::kLoopback: {
+      auto link = LoopbackOn(reactor, *address);
+      if (!link.ok()) return link.status();
+      return std::make_unique<OwningConnector>((*link)->guest().ConnectorTo(address->port),
+                                               *std::move(link));
+    }
+    case Address::Kind::kVirtioUser: {
+      auto driver = DriverOn(reactor, *address, options);
+      if (!driver.ok()) return driver.status();
+      auto connector = (*driver)->ConnectorTo(address->cid, address->port);
+      if (!connector.ok()) return connector.status();
+      return std::make_unique<OwningConnector>(*std::move(connector), *std::move(driver));
+    }
+    case Address::Kind::kVhostUser: {
+      auto server = DeviceOn(reactor, *address, options);
+      if (!server.ok()) return server.status();
+      return std::make_unique<OwningConnector>(
+          (*server)->device().host().ConnectorTo(address->port), *std::move(server));
+    }
+    case Address::Kind::kUnix:
+    case Address::Kind::kVsock:
+    case Address::Kind::kHvsock:
+      return KernelNotBuilt(*address);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(text, ": unknown address kind"));
+}
+
+}  // namespace dial
+}  // namespace vrpc
