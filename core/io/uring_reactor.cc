@@ -94,6 +94,10 @@ void UringReactor::Unwatch(WatchId id) {
   if (io_uring_sqe* sqe = GetSqe()) {
     io_uring_prep_poll_remove(sqe, id);
     io_uring_sqe_set_data64(sqe, kRemoveTag);
+    // Submit now: an armed poll holds a reference to the fd's file, so a
+    // caller that closes the fd next would otherwise keep the socket open
+    // (its peer not seeing the hang-up) until the loop's next turn.
+    (void)io_uring_submit(&ring_);
   }
 }
 
@@ -217,6 +221,16 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
 absl::Status UringReactor::Run() {
   while (!stop_.load(std::memory_order_acquire)) {
     if (absl::Status s = RunOnce(kMaxWait); !s.ok()) return s;
+  }
+  // Closures posted before the stop still run (they may release resources
+  // that unwatch fds, which needs the ring); a bounded number of rounds, as
+  // they may post more.
+  for (int round = 0; round < 16; ++round) {
+    {
+      std::lock_guard<std::mutex> lock(post_mu_);
+      if (posted_.empty()) break;
+    }
+    RunPosted();
   }
   return absl::OkStatus();
 }

@@ -43,7 +43,8 @@ class UringReactor final : public Reactor {
   absl::Time Now() const override { return absl::Now(); }
 
   // Runs the loop on the calling thread until Stop(). Returns the first
-  // io_uring error, or OK after Stop().
+  // io_uring error, or OK after Stop(), once the closures posted before
+  // the stop have run.
   absl::Status Run();
   // Makes Run() return after the current iteration (or at once, if called
   // before Run). Sticky: a stopped reactor does not run again. Thread-safe.
