@@ -1,6 +1,8 @@
 // File: transport_vsock/device/vm_server.cc
 #include "transport_vsock/device/vm_server.h"
 
+#include <poll.h>
+
 #include <utility>
 
 #include "core/base/logging.h"
@@ -43,6 +45,12 @@ VmServer::~VmServer() {
 void VmServer::OnListenerReadable() {
   auto socket = listener_->Accept();
   if (!socket.ok()) return;  // nobody waiting after all
+  if (backend_->attached() && frontend_watch_ != 0) {
+    // The frontend we have may be gone with its hang-up not yet read (a VMM
+    // restarting, a driver reconnecting): take that news first.
+    pollfd p{backend_->socket_fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) OnFrontendReadable();
+  }
   if (backend_->attached()) {
     VRPC_LOG(WARNING) << "vm " << spec_.guest_cid
                       << ": refusing a second vhost-user frontend";
