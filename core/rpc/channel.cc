@@ -431,6 +431,10 @@ void Channel::Shutdown() {
         conn_.reset();
       }
       connecting_.reset();
+      // The transport under the connector (a driver, a device) belongs to
+      // this loop: release it here, not on whichever thread drops the
+      // channel last.
+      connector_.reset();
     }
     done.set_value();
   });

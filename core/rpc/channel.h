@@ -111,7 +111,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
   ChannelStats stats();
 
   // Cancels every call (CANCELLED... UNAVAILABLE "channel shut down"),
-  // closes the connection, and enters SHUTDOWN for good.
+  // closes the connection, releases the connector (and the transport it
+  // owns) on the reactor thread, and enters SHUTDOWN for good. Waits for the
+  // reactor thread, which must be running.
   void Shutdown();
 
   io::Reactor& reactor() { return reactor_; }

@@ -1,13 +1,21 @@
 #include "core/rpc/server.h"
 
+#include <algorithm>
 #include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/rpc/server_connection.h"
 
 namespace vrpc {
 namespace rpc {
+namespace {
+
+// How long Shutdown waits at least for peers to close after EOF.
+constexpr absl::Duration kMinCloseGrace = absl::Milliseconds(100);
+
+}  // namespace
 
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
@@ -154,8 +162,35 @@ void Server::Shutdown(absl::Time deadline) {
     }
   }
   if (reactor != nullptr) {
-    // Cancel what is left and close every connection.
+    // Cancel what is left. Connections whose calls all ended close
+    // gracefully: the output still queued (trailers, GOAWAY) goes out, then
+    // EOF, and the peer closes; a vsock Close() would drop what the peer has
+    // not taken yet. The rest close now.
     std::promise<void> phase2;
+    reactor->Post([&] {
+      std::vector<std::shared_ptr<ServerConnection>> conns;
+      for (auto& [ptr, conn] : conns_) conns.push_back(conn);
+      for (auto& conn : conns) {
+        if (conn->active_calls() == 0) {
+          conn->CloseWhenFlushed();
+          continue;
+        }
+        conn->CancelAll(absl::UnavailableError("server shut down"));
+        conn->Close(absl::UnavailableError("server shut down"));
+      }
+      phase2.set_value();
+    });
+    phase2.get_future().wait();
+    // Wait for those peers (they close once they read EOF), up to the
+    // deadline and at least a short grace, then close what is left.
+    const absl::Time grace = std::max(deadline, absl::Now() + kMinCloseGrace);
+    for (;;) {
+      std::promise<bool> empty;
+      reactor->Post([&] { empty.set_value(conns_.empty()); });
+      if (empty.get_future().get() || absl::Now() >= grace) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    std::promise<void> phase3;
     reactor->Post([&] {
       std::vector<std::shared_ptr<ServerConnection>> conns;
       for (auto& [ptr, conn] : conns_) conns.push_back(conn);
@@ -164,9 +199,9 @@ void Server::Shutdown(absl::Time deadline) {
         conn->Close(absl::UnavailableError("server shut down"));
       }
       conns_.clear();
-      phase2.set_value();
+      phase3.set_value();
     });
-    phase2.get_future().wait();
+    phase3.get_future().wait();
   }
   // Handlers see cancellation and return.
   std::unique_lock<std::mutex> lock(mu_);

@@ -77,7 +77,9 @@ class Server {
   void AddListener(std::unique_ptr<transport::Listener> listener);
 
   // Stops accepting, sends GOAWAY on every connection, lets running calls
-  // finish until |deadline|, then cancels the rest and closes everything.
+  // finish until |deadline|, then cancels the rest. Connections without
+  // calls end gracefully (queued output, then EOF; the peer closes, waited
+  // for until the deadline or at least 100 ms); whatever is left is closed.
   // Blocks until done. Call from outside the reactor thread.
   void Shutdown(absl::Time deadline);
 

@@ -116,6 +116,10 @@ void ServerConnection::Close(const absl::Status& why) {
   if (conn_ != nullptr && !closed_) conn_->Close(why);
 }
 
+void ServerConnection::CloseWhenFlushed() {
+  if (conn_ != nullptr && !closed_) conn_->CloseWhenFlushed();
+}
+
 void ServerConnection::OnClosed(const absl::Status& why) {
   closed_ = true;
   CancelAll(why);

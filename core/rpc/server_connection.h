@@ -40,6 +40,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void GoAway();
   void CancelAll(const absl::Status& why);
   void Close(const absl::Status& why);
+  // Ends the connection after its queued output: EOF to the peer, which
+  // closes; OnClosed follows then.
+  void CloseWhenFlushed();
   size_t active_calls() const { return calls_.size(); }
   const std::string& peer() const { return peer_; }
   // The transport's counters (kept after it closed).
