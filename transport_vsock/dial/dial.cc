@@ -20,16 +20,67 @@ namespace {
 using transport::Address;
 
 // ---- Endpoints that keep their transport alive ----
+//
+// Every listener, connector and connection opened through here holds a
+// reference to the transport underneath (driver, device server, loopback
+// pair), so a server that stops listening keeps its running calls. The last
+// reference is dropped on a later reactor turn: it may go while the
+// transport is calling us (a connection destroyed in its kClosed handler).
+
+void Release(io::Reactor& reactor, std::shared_ptr<void> owner) {
+  if (owner.use_count() > 1) return;  // not the last: dropping it is enough
+  reactor.Post([owner = std::move(owner)]() mutable { owner.reset(); });
+}
+
+class OwningConnection final : public transport::Connection {
+ public:
+  OwningConnection(std::unique_ptr<transport::Connection> inner, std::shared_ptr<void> owner)
+      : inner_(std::move(inner)), owner_(std::move(owner)) {}
+  ~OwningConnection() override {
+    io::Reactor& reactor = inner_->reactor();
+    inner_.reset();
+    Release(reactor, std::move(owner_));
+  }
+
+  io::Reactor& reactor() override { return inner_->reactor(); }
+  void SetEventHandler(EventHandler handler) override {
+    inner_->SetEventHandler(std::move(handler));
+  }
+  transport::ConnectionState state() const override { return inner_->state(); }
+  absl::Status status() const override { return inner_->status(); }
+  absl::StatusOr<SliceChain> Read(size_t max) override { return inner_->Read(max); }
+  bool AtEof() const override { return inner_->AtEof(); }
+  absl::StatusOr<size_t> Write(SliceChain& data) override { return inner_->Write(data); }
+  Slice AllocateWriteBuffer(size_t size, uint8_t** data) override {
+    return inner_->AllocateWriteBuffer(size, data);
+  }
+  absl::Status ShutdownWrite() override { return inner_->ShutdownWrite(); }
+  void Close() override { inner_->Close(); }
+  transport::CreditInfo credit() const override { return inner_->credit(); }
+  transport::ConnectionStats stats() const override { return inner_->stats(); }
+  std::string peer_address() const override { return inner_->peer_address(); }
+
+ private:
+  std::unique_ptr<transport::Connection> inner_;
+  std::shared_ptr<void> owner_;
+};
 
 class OwningListener final : public transport::Listener {
  public:
   OwningListener(std::unique_ptr<transport::Listener> inner, std::shared_ptr<void> owner)
       : inner_(std::move(inner)), owner_(std::move(owner)) {}
-  ~OwningListener() override { inner_.reset(); }  // before the transport
+  ~OwningListener() override {
+    io::Reactor& reactor = inner_->reactor();
+    inner_.reset();  // before the transport
+    Release(reactor, std::move(owner_));
+  }
 
   io::Reactor& reactor() override { return inner_->reactor(); }
   void SetAcceptHandler(AcceptHandler handler) override {
-    inner_->SetAcceptHandler(std::move(handler));
+    inner_->SetAcceptHandler([handler = std::move(handler), owner = owner_](
+                                 std::unique_ptr<transport::Connection> c) mutable {
+      handler(std::make_unique<OwningConnection>(std::move(c), owner));
+    });
   }
   std::string address() const override { return inner_->address(); }
 
@@ -42,11 +93,18 @@ class OwningConnector final : public transport::Connector {
  public:
   OwningConnector(std::unique_ptr<transport::Connector> inner, std::shared_ptr<void> owner)
       : inner_(std::move(inner)), owner_(std::move(owner)) {}
-  ~OwningConnector() override { inner_.reset(); }
+  ~OwningConnector() override {
+    io::Reactor& reactor = inner_->reactor();
+    inner_.reset();
+    Release(reactor, std::move(owner_));
+  }
 
   io::Reactor& reactor() override { return inner_->reactor(); }
   absl::StatusOr<std::unique_ptr<transport::Connection>> Connect() override {
-    return inner_->Connect();
+    auto c = inner_->Connect();
+    if (!c.ok()) return c.status();
+    return std::unique_ptr<transport::Connection>(
+        std::make_unique<OwningConnection>(*std::move(c), owner_));
   }
   std::string address() const override { return inner_->address(); }
 
