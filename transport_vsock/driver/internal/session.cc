@@ -278,26 +278,59 @@ bool Session::BuildTx(Packet& p, std::vector<virtqueue::DriverBuffer>& bufs, Sli
   const SliceChain& payload = p.payload;
   // A chain must leave room for others: at most half the ring.
   const size_t max_segments = std::min<size_t>(config_.max_tx_segments, config_.queue_size / 2);
-  bool direct = payload.slices().size() <= max_segments;
+  // Slices in the tx pool go out where they lie; each run of other Slices
+  // (an RPC frame header, a heap message) is copied into one bounce block
+  // area. Too many segments: the whole payload is copied into one.
+  size_t segments = 0;
+  size_t foreign = 0;  // bytes outside the pool
+  bool in_run = false;
   for (const Slice& s : payload.slices()) {
-    direct = direct && tx_pool_->Contains(s.data(), s.size());
-  }
-  if (direct) {
-    for (const Slice& s : payload.slices()) {
-      bufs.push_back({tx_pool_->DeviceAddr(s.data()), static_cast<uint32_t>(s.size())});
+    if (s.empty()) continue;
+    if (tx_pool_->Contains(s.data(), s.size())) {
+      ++segments;
+      in_run = false;
+    } else {
+      foreign += s.size();
+      if (!in_run) ++segments;
+      in_run = true;
     }
-    hold = payload;
-    stats_.tx_zero_copy_bytes += payload.size();
-    return true;
   }
-  uint8_t* data = nullptr;
-  Slice bounce = tx_pool_->Allocate(payload.size(), &data);
-  if (data == nullptr) return false;
-  payload.CopyTo(absl::MakeSpan(data, payload.size()));
-  bufs.push_back({tx_pool_->DeviceAddr(data), static_cast<uint32_t>(payload.size())});
-  hold.Append(std::move(bounce));
-  *copied = static_cast<uint32_t>(payload.size());
-  stats_.tx_copied_bytes += payload.size();
+  const bool whole_copy = segments > max_segments;
+  if (whole_copy) foreign = payload.size();
+  uint8_t* bounce_data = nullptr;
+  Slice bounce;
+  if (foreign > 0) {
+    bounce = tx_pool_->Allocate(foreign, &bounce_data);
+    if (bounce_data == nullptr) return false;  // pool full: after completions
+  }
+  if (whole_copy) {
+    payload.CopyTo(absl::MakeSpan(bounce_data, foreign));
+    bufs.push_back({tx_pool_->DeviceAddr(bounce_data), static_cast<uint32_t>(foreign)});
+  } else {
+    size_t used = 0;  // of the bounce block
+    in_run = false;
+    for (const Slice& s : payload.slices()) {
+      if (s.empty()) continue;
+      if (tx_pool_->Contains(s.data(), s.size())) {
+        bufs.push_back({tx_pool_->DeviceAddr(s.data()), static_cast<uint32_t>(s.size())});
+        in_run = false;
+        continue;
+      }
+      std::memcpy(bounce_data + used, s.data(), s.size());
+      if (in_run) {
+        bufs.back().len += static_cast<uint32_t>(s.size());  // extends the run's segment
+      } else {
+        bufs.push_back({tx_pool_->DeviceAddr(bounce_data + used), static_cast<uint32_t>(s.size())});
+      }
+      used += s.size();
+      in_run = true;
+    }
+    hold = payload;  // the pool Slices stay put until the device is done
+  }
+  if (!bounce.empty()) hold.Append(std::move(bounce));
+  *copied = static_cast<uint32_t>(foreign);
+  stats_.tx_copied_bytes += foreign;
+  stats_.tx_zero_copy_bytes += payload.size() - foreign;
   return true;
 }
 
