@@ -99,6 +99,11 @@ ConnectivityState Channel::GetState(bool try_to_connect) {
   return state;
 }
 
+transport::WriteBufferAllocator Channel::write_allocator() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return write_allocator_;
+}
+
 ChannelStateInfo Channel::state_info() {
   std::lock_guard<std::mutex> lock(mu_);
   return info_;
@@ -215,6 +220,10 @@ void Channel::OnConnectionEvent(const transport::ConnectionEvent& e) {
 void Channel::OnReady() {
   std::unique_ptr<transport::Connection> transport = std::move(connecting_);
   ++stats_.connects;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    write_allocator_ = transport->write_buffer_allocator();
+  }
   backoff_.Reset();
   RpcConnection::Callbacks callbacks;
   callbacks.on_event =

@@ -108,6 +108,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   // Snapshots (hop to the reactor thread; do not call from it).
   transport::CreditInfo credit();
+  // Where calls serialize their messages: the current connection's
+  // transport memory (zero copy on the userspace guest driver), or heap
+  // (null) before the first connection. Thread-safe.
+  transport::WriteBufferAllocator write_allocator();
   ChannelStats stats();
 
   // Cancels every call (CANCELLED... UNAVAILABLE "channel shut down"),
@@ -169,6 +173,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   // Shared with other threads.
   std::mutex mu_;
+  transport::WriteBufferAllocator write_allocator_;  // guarded by mu_
   std::condition_variable cv_;
   ChannelStateInfo info_;
   bool connect_requested_ = false;

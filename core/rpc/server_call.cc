@@ -9,7 +9,11 @@ namespace rpc {
 
 ServerCall::ServerCall(std::shared_ptr<ServerConnection> connection, uint32_t stream,
                        std::unique_ptr<ServerContext> context)
-    : connection_(std::move(connection)), stream_(stream), context_(std::move(context)) {}
+    : connection_(connection),
+      stream_(stream),
+      context_(std::move(context)),
+      write_allocator_(connection != nullptr ? connection->write_allocator()
+                                             : transport::WriteBufferAllocator()) {}
 
 bool ServerCall::Read(SliceChain* message) {
   size_t size = 0;

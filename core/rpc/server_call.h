@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "core/buffer/slice.h"
 #include "core/rpc/context.h"
+#include "core/transport/connection.h"
 
 namespace vrpc {
 namespace rpc {
@@ -46,6 +47,9 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   // Sends the context's initial metadata now (otherwise it goes with the
   // first Write or the trailers).
   void SendInitialMetadata();
+  // Where response messages are best serialized: the transport's memory
+  // (zero copy on the userspace driver), or heap when null. Any thread.
+  const transport::WriteBufferAllocator& write_allocator() const { return write_allocator_; }
 
   // ---- For the server machinery (reactor thread) ----
   void Deliver(SliceChain message);
@@ -63,6 +67,7 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   const std::weak_ptr<ServerConnection> connection_;
   const uint32_t stream_;
   const std::unique_ptr<ServerContext> context_;
+  const transport::WriteBufferAllocator write_allocator_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -13,6 +13,7 @@ ServerConnection::ServerConnection(Server& server, io::Reactor& reactor)
 
 void ServerConnection::Start(std::unique_ptr<transport::Connection> transport) {
   peer_ = transport->peer_address();
+  write_allocator_ = transport->write_buffer_allocator();
   std::weak_ptr<ServerConnection> weak = shared_from_this();
   RpcConnection::Callbacks callbacks;
   callbacks.on_event = [weak](SessionEvent& e) {

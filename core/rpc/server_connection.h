@@ -45,6 +45,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void CloseWhenFlushed();
   size_t active_calls() const { return calls_.size(); }
   const std::string& peer() const { return peer_; }
+  // The transport's write-buffer allocator (null: heap), fixed at Start.
+  const transport::WriteBufferAllocator& write_allocator() const { return write_allocator_; }
   // The transport's counters (kept after it closed).
   transport::ConnectionStats transport_stats() const {
     return conn_ != nullptr ? conn_->transport().stats() : transport::ConnectionStats();
@@ -58,6 +60,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   io::Reactor& reactor_;
   std::unique_ptr<RpcConnection> conn_;
   std::string peer_;
+  transport::WriteBufferAllocator write_allocator_;
   struct Running {
     std::shared_ptr<ServerCall> call;
     io::TimerId deadline_timer = 0;

@@ -45,7 +45,7 @@ template <typename Req, typename Resp>
 absl::Status UnaryCall(const std::shared_ptr<Channel>& channel, const std::string& method,
                        ClientContext* context, const Req& request, Resp* response) {
   SliceChain out;
-  if (absl::Status s = Serialize(request, &out); !s.ok()) return s;
+  if (absl::Status s = Serialize(request, &out, channel->write_allocator()); !s.ok()) return s;
   SliceChain in;
   if (absl::Status s = BlockingUnaryCall(channel, method, context, std::move(out), &in); !s.ok()) {
     return s;
@@ -90,7 +90,9 @@ void AsyncUnaryCall(const std::shared_ptr<Channel>& channel, const std::string& 
                     ClientContext* context, const Req& request, Resp* response,
                     std::function<void(absl::Status)> done) {
   SliceChain out;
-  if (absl::Status s = Serialize(request, &out); !s.ok()) return done(s);
+  if (absl::Status s = Serialize(request, &out, channel->write_allocator()); !s.ok()) {
+    return done(s);
+  }
   auto* observer = new internal::AsyncUnary<Resp>(response, std::move(done));
   ClientCall::Start(channel, method, context, observer, std::move(out), /*writes_done=*/true);
 }
@@ -104,7 +106,7 @@ class ClientReader {
                ClientContext* context, const Req& request)
       : call_(channel, method, context) {
     SliceChain out;
-    status_ = Serialize(request, &out);
+    status_ = Serialize(request, &out, channel->write_allocator());
     if (status_.ok()) call_.Write(std::move(out));
     call_.WritesDone();
   }
@@ -134,11 +136,12 @@ class ClientWriter {
   template <typename Resp>
   ClientWriter(const std::shared_ptr<Channel>& channel, const std::string& method,
                ClientContext* context, Resp* response)
-      : call_(channel, method, context),
+      : channel_(channel),
+        call_(channel, method, context),
         parse_([response](const SliceChain& in) { return Parse(in, response); }) {}
   bool Write(const Req& message) {
     SliceChain out;
-    if (!Serialize(message, &out).ok()) return false;
+    if (!Serialize(message, &out, channel_->write_allocator()).ok()) return false;
     return call_.Write(std::move(out));
   }
   bool WritesDone() {
@@ -156,6 +159,7 @@ class ClientWriter {
   }
 
  private:
+  std::shared_ptr<Channel> channel_;
   BlockingCall call_;
   std::function<absl::Status(const SliceChain&)> parse_;
 };
@@ -166,10 +170,10 @@ class ClientReaderWriter {
  public:
   ClientReaderWriter(const std::shared_ptr<Channel>& channel, const std::string& method,
                      ClientContext* context)
-      : call_(channel, method, context) {}
+      : channel_(channel), call_(channel, method, context) {}
   bool Write(const Req& message) {
     SliceChain out;
-    if (!Serialize(message, &out).ok()) return false;
+    if (!Serialize(message, &out, channel_->write_allocator()).ok()) return false;
     return call_.Write(std::move(out));
   }
   bool WritesDone() {
@@ -192,6 +196,7 @@ class ClientReaderWriter {
   }
 
  private:
+  std::shared_ptr<Channel> channel_;
   BlockingCall call_;
   bool bad_ = false;
 };
@@ -225,7 +230,7 @@ class ServerWriter {
   explicit ServerWriter(ServerCall& call) : call_(call) {}
   bool Write(const Resp& message) {
     SliceChain out;
-    if (!Serialize(message, &out).ok()) return false;
+    if (!Serialize(message, &out, call_.write_allocator()).ok()) return false;
     return call_.Write(std::move(out)).ok();
   }
   void SendInitialMetadata() { call_.SendInitialMetadata(); }
@@ -244,7 +249,9 @@ namespace internal {
 inline absl::Status BadRequest() { return absl::InternalError("could not parse the request"); }
 inline absl::Status WriteResponse(ServerCall& call, const google::protobuf::MessageLite& m) {
   SliceChain out;
-  if (absl::Status s = Serialize(m, &out); !s.ok()) return absl::InternalError(s.message());
+  if (absl::Status s = Serialize(m, &out, call.write_allocator()); !s.ok()) {
+    return absl::InternalError(s.message());
+  }
   return call.Write(std::move(out));
 }
 }  // namespace internal

@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -91,6 +92,10 @@ struct ConnectionStats {
   uint64_t tx_bytes_copied = 0;
 };
 
+// Hands out write buffers (see Connection::AllocateWriteBuffer): |size|
+// bytes as a Slice, |*data| pointing at them for the caller to fill.
+using WriteBufferAllocator = std::function<Slice(size_t size, uint8_t** data)>;
+
 class Connection {
  public:
   using EventHandler = absl::AnyInvocable<void(const ConnectionEvent&)>;
@@ -133,6 +138,12 @@ class Connection {
   virtual Slice AllocateWriteBuffer(size_t size, uint8_t** data) {
     return Slice::Allocate(size, data);
   }
+
+  // AllocateWriteBuffer for other threads: a thread-safe allocator that
+  // stays callable after the connection is gone (then it hands out heap
+  // Slices). The RPC layer serializes on the application's threads with it,
+  // straight into the transport's memory. Null (the default) means heap.
+  virtual WriteBufferAllocator write_buffer_allocator() { return nullptr; }
 
   // No more writes; the peer sees EOF after everything written so far.
   virtual absl::Status ShutdownWrite() = 0;

@@ -49,6 +49,9 @@ struct TransportParam {
   bool dial_first = false;
   // Whether a full peer window is visible as credit-blocked.
   bool credit_observable = true;
+  // The client's transport sends from its own buffers
+  // (Channel::write_allocator) without copying payload bytes.
+  bool zero_copy_tx = false;
   // "interrupt", "poll" or "adaptive", for the userspace transports.
   std::string notify_mode = "interrupt";
 };

@@ -44,6 +44,7 @@ TransportParam VirtioUser(const std::string& notify_mode) {
   p.listen_address = DeviceAddress;
   p.dial_address = GuestToHost;
   p.notify_mode = notify_mode;
+  p.zero_copy_tx = true;  // the guest driver's tx pool
   return p;
 }
 

@@ -54,6 +54,9 @@ class OwningConnection final : public transport::Connection {
   Slice AllocateWriteBuffer(size_t size, uint8_t** data) override {
     return inner_->AllocateWriteBuffer(size, data);
   }
+  transport::WriteBufferAllocator write_buffer_allocator() override {
+    return inner_->write_buffer_allocator();
+  }
   absl::Status ShutdownWrite() override { return inner_->ShutdownWrite(); }
   void Close() override { inner_->Close(); }
   transport::CreditInfo credit() const override { return inner_->credit(); }

@@ -139,6 +139,11 @@ Slice DriverConnection::AllocateWriteBuffer(size_t size, uint8_t** data) {
   return d->AllocateWriteBuffer(size, data);
 }
 
+transport::WriteBufferAllocator DriverConnection::write_buffer_allocator() {
+  VsockDriver* d = *driver_;
+  return d == nullptr ? nullptr : d->write_buffer_allocator();
+}
+
 absl::Status DriverConnection::ShutdownWrite() {
   if (*driver_ == nullptr) return DriverGone();
   VsockDriver* d = driver();
@@ -302,6 +307,26 @@ void VsockDriver::ChargeCopy(const Header& header, uint32_t bytes, bool rx) {
   auto it = by_ports_.find(key);
   if (it == by_ports_.end()) return;
   (rx ? it->second->rx_copied_ : it->second->tx_copied_) += bytes;
+}
+
+void VsockDriver::SetPoolSlot(std::shared_ptr<internal::TxPool> pool) {
+  std::lock_guard<std::mutex> lock(pool_slot_->mu);
+  pool_slot_->pool = std::move(pool);
+}
+
+transport::WriteBufferAllocator VsockDriver::write_buffer_allocator() const {
+  return [slot = pool_slot_](size_t size, uint8_t** data) {
+    std::shared_ptr<internal::TxPool> pool;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      pool = slot->pool;
+    }
+    if (pool != nullptr && size > 0) {
+      Slice block = pool->Allocate(size, data);
+      if (!block.empty()) return block;
+    }
+    return Slice::Allocate(size, data);  // copied when written (counted)
+  };
 }
 
 Slice VsockDriver::AllocateWriteBuffer(size_t size, uint8_t** data) {

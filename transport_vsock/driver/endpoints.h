@@ -48,6 +48,7 @@ class DriverConnection final : public transport::Connection, private VsockNode::
   bool AtEof() const override;
   absl::StatusOr<size_t> Write(SliceChain& data) override;
   Slice AllocateWriteBuffer(size_t size, uint8_t** data) override;
+  transport::WriteBufferAllocator write_buffer_allocator() override;
   absl::Status ShutdownWrite() override;
   void Close() override;
   transport::CreditInfo credit() const override;

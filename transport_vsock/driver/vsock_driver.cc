@@ -62,6 +62,7 @@ VsockDriver::~VsockDriver() {
   *self_ = nullptr;  // endpoints and posted tasks see the driver gone
   if (reconnect_timer_ != 0) reactor_.CancelTimer(reconnect_timer_);
   for (io::WatchId w : watches_) reactor_.Unwatch(w);
+  SetPoolSlot(nullptr);
   session_.reset();
 }
 
@@ -126,6 +127,7 @@ absl::Status VsockDriver::BringUp() {
     ++stats_.failed_bring_ups;
     return s;
   }
+  SetPoolSlot(session_->shared_tx_pool());
   ++stats_.bring_ups;
   session_started_at_ = reactor_.Now();
   failure_ = absl::OkStatus();
@@ -175,6 +177,7 @@ void VsockDriver::TearDown() {
   watches_.clear();
   polling_ = false;
   CollectStats();
+  SetPoolSlot(nullptr);
   session_.reset();  // Slices the application holds stay valid
   ++stats_.device_losses;
   session_lost_at_ = reactor_.Now();

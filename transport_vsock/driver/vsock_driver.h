@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,7 @@ namespace vrpc {
 namespace vsock {
 namespace internal {
 class Session;
+class TxPool;
 }  // namespace internal
 
 enum class DriverNotifyMode { kInterrupt, kPoll, kAdaptive };
@@ -178,6 +180,9 @@ class VsockDriver final : private PacketSink {
   void SendToPeer(std::vector<Packet>& packets) override;
   void ChargeCopy(const Header& header, uint32_t bytes, bool rx);
   Slice AllocateWriteBuffer(size_t size, uint8_t** data);
+  // AllocateWriteBuffer for any thread, through |pool_slot_|.
+  transport::WriteBufferAllocator write_buffer_allocator() const;
+  void SetPoolSlot(std::shared_ptr<internal::TxPool> pool);
   void PostToSelf(void (*fn)(VsockDriver&));
   void CollectStats();
 
@@ -186,6 +191,13 @@ class VsockDriver final : private PacketSink {
   io::Reactor& reactor_;
   std::unique_ptr<VsockNode> node_;
   std::unique_ptr<internal::Session> session_;
+  // The current session's tx pool, for allocators on other threads (null
+  // while down).
+  struct PoolSlot {
+    std::mutex mu;
+    std::shared_ptr<internal::TxPool> pool;
+  };
+  std::shared_ptr<PoolSlot> pool_slot_ = std::make_shared<PoolSlot>();
   uint64_t guest_cid_ = 0;
   uint64_t negotiated_ = 0;
   std::vector<io::WatchId> watches_;

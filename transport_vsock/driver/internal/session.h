@@ -130,6 +130,7 @@ class Session {
 
   // Transmit memory for the application (see TxPool).
   TxPool& tx_pool() { return *tx_pool_; }
+  std::shared_ptr<TxPool> shared_tx_pool() const { return tx_pool_; }
 
   bool broken() const { return latch_->IsBroken(); }
   absl::Status broken_status() const { return latch_->status(); }
