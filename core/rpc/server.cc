@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/base/logging.h"
 #include "core/rpc/server_connection.h"
 
 namespace vrpc {
@@ -60,6 +61,14 @@ void Server::AddListener(std::unique_ptr<transport::Listener> listener) {
 
 void Server::OnConnection(io::Reactor& reactor, std::unique_ptr<transport::Connection> c) {
   if (shutting_down_) return;  // dropping |c| closes it
+  if (options_.accept_peer) {
+    if (absl::Status s = options_.accept_peer(c->peer_address()); !s.ok()) {
+      VRPC_LOG(WARNING) << "refusing " << c->peer_address() << ": " << s;
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.connections_refused;
+      return;  // dropping |c| resets it
+    }
+  }
   auto conn = std::make_shared<ServerConnection>(*this, reactor);
   conns_[conn.get()] = conn;
   {
@@ -94,12 +103,20 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
     if (it != methods_.end()) method = it->second;
     if (method == nullptr) ++stats_.calls_unimplemented;
   }
+  absl::Status refused;
   if (method == nullptr) {
+    refused = absl::UnimplementedError(
+        absl::StrCat("method ", e.headers.method, " is not served here"));
+  } else if (options_.authorize) {
+    refused = options_.authorize(e.headers.method, conn->peer());
+  }
+  if (!refused.ok()) {
+    if (method != nullptr) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.calls_denied;
+    }
     (void)rpc.session().Finish(
-        e.stream,
-        CallStatus{absl::StatusCode::kUnimplemented,
-                   absl::StrCat("method ", e.headers.method, " is not served here"), {}},
-        rpc.out());
+        e.stream, CallStatus{refused.code(), std::string(refused.message()), {}}, rpc.out());
     rpc.Flush();
     return;
   }

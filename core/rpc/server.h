@@ -46,6 +46,15 @@ namespace rpc {
 struct ServerOptions {
   SessionOptions session;
   size_t max_worker_threads = 256;
+  // Whether to serve a peer at all, by its address in the project's syntax
+  // (transport::Connection::peer_address, e.g. "vsock:3:1035"). A non-OK
+  // status closes the connection at once (vsock: RST). Null: everyone.
+  // Runs on the reactor thread; keep it short.
+  std::function<absl::Status(const std::string& peer)> accept_peer;
+  // Whether to run |method| (e.g. "/vrpc.agent.Agent/Exec") for |peer|. A
+  // non-OK status (PERMISSION_DENIED, say) ends the call with it and the
+  // handler never runs. Only asked for served methods. Null: every call.
+  std::function<absl::Status(const std::string& method, const std::string& peer)> authorize;
 };
 
 struct ServerStats {
@@ -54,6 +63,8 @@ struct ServerStats {
   uint64_t calls_finished = 0;
   uint64_t calls_cancelled = 0;
   uint64_t calls_unimplemented = 0;
+  uint64_t calls_denied = 0;          // by ServerOptions::authorize
+  uint64_t connections_refused = 0;   // by ServerOptions::accept_peer
   size_t active_calls = 0;
   size_t open_connections = 0;
   // Transport payload bytes copied, all connections (transport::ConnectionStats).

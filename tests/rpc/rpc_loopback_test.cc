@@ -129,6 +129,58 @@ TEST_F(RpcLoopbackTest, TransportResetIsTransientFailureThenReady) {
   EXPECT_GE(channel_->stats().connects, 2u);
 }
 
+TEST_F(RpcLoopbackTest, AuthorizeAndAcceptPeerHooks) {
+  ServerOptions options;
+  std::vector<std::string> peers;
+  std::mutex mu;
+  options.accept_peer = [&](const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    peers.push_back(peer);
+    return peers.size() == 1 ? absl::OkStatus() : absl::PermissionDeniedError("one is enough");
+  };
+  options.authorize = [](const std::string& method, const std::string& peer) {
+    return method == "/test.Svc/Fail" ? absl::PermissionDeniedError("not for " + peer)
+                                      : absl::OkStatus();
+  };
+  Server guarded(options);
+  ASSERT_THAT(guarded.RegisterService(&service_), IsOk());
+  loop_->RunSync([&] {
+    auto listener = link_->host().Listen(5100);
+    ASSERT_THAT(listener, IsOk());
+    guarded.AddListener(*std::move(listener));
+  });
+  ChannelOptions quick;
+  quick.backoff.initial = absl::Milliseconds(20);
+  auto first = MakeChannel(quick, 5100);
+  extra_channels_.push_back(first);
+  ClientContext ctx1, ctx2, ctx3;
+  SliceChain out;
+  VRPC_EXPECT_OK(BlockingUnaryCall(first, "/test.Svc/Echo", &ctx1, Bytes("hi"), &out));
+  // The handler never runs for a denied method; the connection stays.
+  EXPECT_THAT(BlockingUnaryCall(first, "/test.Svc/Fail", &ctx2, Bytes("x"), &out),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::HasSubstr("vsock:3:")));
+  EXPECT_THAT(BlockingUnaryCall(first, "/test.Svc/Nope", &ctx3, Bytes("x"), &out),
+              StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_EQ(first->GetState(false), ConnectivityState::kReady);
+  // A second peer is refused at the door.
+  auto second = MakeChannel(quick, 5100);
+  extra_channels_.push_back(second);
+  ClientContext ctx4;
+  ctx4.set_timeout(absl::Seconds(5));
+  EXPECT_FALSE(BlockingUnaryCall(second, "/test.Svc/Echo", &ctx4, Bytes("x"), &out).ok());
+  first->Shutdown();
+  second->Shutdown();
+  guarded.Shutdown(absl::Now() + absl::Seconds(1));
+  const ServerStats stats = guarded.stats();
+  EXPECT_EQ(stats.calls_denied, 1u);
+  EXPECT_GE(stats.connections_refused, 1u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_FALSE(peers.empty());
+    EXPECT_EQ(peers[0].rfind("vsock:3:", 0), 0u) << peers[0];
+  }
+}
+
 }  // namespace
 }  // namespace rpc
 }  // namespace vrpc
