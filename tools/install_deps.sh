@@ -26,6 +26,8 @@ REQUIRED_PACKAGES=(
   libprotobuf-dev
   libprotoc-dev
   libgrpc++-dev
+  # libcrypto (SHA-256 of transferred files).
+  libssl-dev
   # C++ libraries.
   libabsl-dev
   liburing-dev
