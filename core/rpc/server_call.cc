@@ -103,6 +103,15 @@ void ServerCall::Deliver(SliceChain message) {
   cv_.notify_all();
 }
 
+void ServerCall::CloseReads() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_closed_ = true;
+    inbox_.clear();
+  }
+  cv_.notify_all();
+}
+
 void ServerCall::HalfClosed() {
   {
     std::lock_guard<std::mutex> lock(mu_);

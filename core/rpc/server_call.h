@@ -41,6 +41,11 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   // The next request message; false once the client half-closed (all
   // messages read) or the call was cancelled.
   bool Read(SliceChain* message);
+  // Stops reading: a Read blocked on another thread returns false, and
+  // messages that arrive later are dropped. For a handler that finishes
+  // while its reader thread still waits (a program that exited before the
+  // client half-closed). Thread-safe.
+  void CloseReads();
   // Sends one response message, waiting while the client's window is
   // closed. Fails once the call was cancelled or ended.
   absl::Status Write(SliceChain message);

@@ -218,6 +218,8 @@ class ServerReader {
     return true;
   }
   bool bad() const { return bad_; }
+  // See ServerCall::CloseReads.
+  void CloseReads() { call_.CloseReads(); }
 
  private:
   ServerCall& call_;
