@@ -40,7 +40,8 @@ absl::Status ParseBus(absl::string_view spec, ProbeOptions& o) {
       return absl::OkStatus();
     }
   }
-  return Bad(absl::StrCat("--bus \"", spec, "\": want virtio-user:PATH, uio:DEVICE or vfio:DEVICE"));
+  return Bad(absl::StrCat("--bus \"", spec,
+                          "\": want virtio-user:PATH, uio:PCI_ADDRESS or vfio:PCI_ADDRESS"));
 }
 
 absl::Status ParseFlag(absl::string_view flag, ProbeOptions& o, bool* bus_seen) {
@@ -52,6 +53,10 @@ absl::Status ParseFlag(absl::string_view flag, ProbeOptions& o, bool* bus_seen) 
   }
   if (flag == "--help" || flag == "-h") {
     o.help = true;
+    return absl::OkStatus();
+  }
+  if (flag == "--bind" && eq == absl::string_view::npos) {
+    o.bind = true;
     return absl::OkStatus();
   }
   if (eq == absl::string_view::npos) return Bad(absl::StrCat(flag, " needs =VALUE"));
@@ -117,17 +122,22 @@ absl::StatusOr<ProbeOptions> ParseProbeOptions(const std::vector<std::string>& a
 }
 
 std::string ProbeUsage() {
-  return "usage: vsock_probe --bus=virtio-user:PATH [flags] connect CID PORT BYTES\n"
-         "       vsock_probe --bus=virtio-user:PATH [flags] serve PORT COUNT\n"
+  return "usage: vsock_probe --bus=BUS [flags] connect CID PORT BYTES\n"
+         "       vsock_probe --bus=BUS [flags] serve PORT COUNT\n"
          "\n"
          "connect: sends BYTES of a pattern to CID:PORT, expects them echoed back,\n"
          "         verifies them and prints the throughput.\n"
          "serve:   echoes COUNT connections to PORT, then exits.\n"
-         "Exit status 0 only on verified success; 1 on failure; 2 on bad usage.\n"
+         "Exit status 0 only on verified success; 1 on failure; 2 on bad usage\n"
+         "(including a uio:/vfio: address that names no usable virtio-vsock function).\n"
          "\n"
          "flags:\n"
          "  --bus=virtio-user:PATH   the vhost-user socket of a vsock backend\n"
-         "                           (uio:DEVICE, vfio:DEVICE: not built yet)\n"
+         "  --bus=uio:DDDD:BB:DD.F   a virtio-vsock PCI function through uio_pci_generic\n"
+         "                           (root, hugepages, no IOMMU; --queue-size=128 for QEMU)\n"
+         "  --bus=vfio:DDDD:BB:DD.F  a virtio-vsock PCI function through vfio-pci (IOMMU)\n"
+         "  --bind                   uio:/vfio: rebind the function to uio_pci_generic /\n"
+         "                           vfio-pci (without it, it must be bound already)\n"
          "  --mode=interrupt|poll|adaptive   notification mode (interrupt)\n"
          "  --rx-buffer-size=N       payload bytes per rx buffer (65536)\n"
          "  --queue-size=N           rx/tx ring size, a power of two (256)\n"

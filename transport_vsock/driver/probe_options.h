@@ -5,9 +5,10 @@
 //   vsock_probe --bus=virtio-user:PATH [flags] connect CID PORT BYTES
 //   vsock_probe --bus=virtio-user:PATH [flags] serve PORT COUNT
 //
+//   vsock_probe --bus=uio:DDDD:BB:DD.F | vfio:DDDD:BB:DD.F [--bind] ...
+//
 // flags: --mode=interrupt|poll|adaptive  --rx-buffer-size=N
-//        --queue-size=N  --timeout=SECONDS
-// Buses "uio:..." and "vfio:..." parse but are not built yet.
+//        --queue-size=N  --timeout=SECONDS  --bind
 #ifndef VRPC_TRANSPORT_VSOCK_DRIVER_PROBE_OPTIONS_H_
 #define VRPC_TRANSPORT_VSOCK_DRIVER_PROBE_OPTIONS_H_
 
@@ -38,6 +39,8 @@ struct ProbeOptions {
   uint32_t queue_size = 256;
   absl::Duration timeout = absl::Seconds(60);
   bool help = false;
+  // uio:/vfio: may rebind the PCI function to uio_pci_generic / vfio-pci.
+  bool bind = false;
 };
 
 // Parses |args| (without argv[0]). kInvalidArgument naming the problem.

@@ -40,6 +40,10 @@ TEST(ProbeOptionsTest, OtherBusesParse) {
   ASSERT_THAT(vfio, IsOk());
   EXPECT_EQ(vfio->bus, ProbeBusKind::kVfio);
   EXPECT_EQ(vfio->bus_address, "0000:00:04.0");
+  EXPECT_FALSE(vfio->bind);
+  auto bind = ParseProbeOptions({"--bus=uio:0000:00:04.0", "--bind", "serve", "1", "1"});
+  ASSERT_THAT(bind, IsOk());
+  EXPECT_TRUE(bind->bind);
 }
 
 TEST(ProbeOptionsTest, Rejects) {

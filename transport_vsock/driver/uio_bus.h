@@ -60,8 +60,11 @@ struct UioBusOptions {
   // Where sysfs and /dev are (tests point these at a fake tree).
   std::string sysfs_root = "/sys";
   std::string dev_root = "/dev";
-  // Bind the function to uio_pci_generic when it is not bound to it.
-  bool bind = true;
+  // Bind the function to uio_pci_generic when it is not bound to it
+  // (unbinding its current driver). Off by default: rebinding the wrong
+  // function takes a device away from the machine (on vrpc's development
+  // hosts 0000:00:04.0 is the host's own virtio-vsock device).
+  bool bind = false;
   // DMA memory per session, in pages of dma_page_size (a hugepage size;
   // 4096 uses normal pages, usable only where they happen to be physically
   // contiguous).

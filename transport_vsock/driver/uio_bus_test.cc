@@ -107,6 +107,7 @@ class UioBusTest : public ::testing::Test {
     o.pci_address = kAddr;
     o.sysfs_root = root_;
     o.dev_root = root_ + "/dev";
+    o.bind = true;  // the fake tree's "functions" only
     o.dma_bytes = 256 << 10;
     o.dma_page_size = 4096;
     // Pages come back in reverse physical order; one contiguous run.

@@ -111,6 +111,14 @@ absl::Status VfioBus::Open() {
   VRPC_ASSIGN_OR_RETURN(const pci::PciSysfs sysfs,
                         pci::PciSysfs::Open(options_.sysfs_root, options_.pci_address));
   if (options_.bind) {
+    // Only ever rebind a virtio-vsock function.
+    VRPC_ASSIGN_OR_RETURN(const std::vector<uint8_t> sysfs_config, sysfs.ReadConfig());
+    VRPC_ASSIGN_OR_RETURN(const auto sysfs_ids, pci::PciIds(sysfs_config));
+    if (sysfs_ids.first != pci::kVirtioVendorId ||
+        sysfs_ids.second != pci::kVirtioVsockDeviceId) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(options_.pci_address, " is not a virtio-vsock device (1af4:1053)"));
+    }
     VRPC_RETURN_IF_ERROR(
         sysfs.Bind(kVfioDriver, pci::kVirtioVendorId, pci::kVirtioVsockDeviceId));
   }

@@ -53,8 +53,9 @@ struct VfioBusOptions {
   std::string pci_address;
   // Where sysfs is (for iommu_group and binding).
   std::string sysfs_root = "/sys";
-  // Bind the function to vfio-pci when it is not bound to it.
-  bool bind = true;
+  // Bind the function to vfio-pci when it is not bound to it (off by
+  // default, as for UioBusOptions::bind).
+  bool bind = false;
   // DMA memory per session, and the first IOVA it is mapped at.
   size_t dma_bytes = 32 << 20;
   uint64_t iova_base = uint64_t{1} << 32;

@@ -2,11 +2,15 @@
 //
 //   vsock_probe --bus=virtio-user:/tmp/vm3.vsock connect 2 5000 67108864
 //   vsock_probe --bus=virtio-user:/tmp/vm3.vsock serve 6000 4
+//   vsock_probe --bus=uio:0000:00:04.0 --bind --queue-size=128 connect 2 5000 4194304
+//   vsock_probe --bus=vfio:0000:00:04.0 --bind serve 6000 1
 //
 // connect sends BYTES of a pattern to CID:PORT, expects them echoed back,
 // verifies them and prints the throughput; serve echoes COUNT connections.
-// Exit status: 0 verified success, 1 failure, 2 bad usage (or a bus that is
-// not built yet).
+// Exit status: 0 verified success, 1 failure, 2 bad usage (including a
+// uio:/vfio: address that names no virtio-vsock PCI function, or one not
+// bound to the bus's driver without --bind: the probe never rebinds another
+// device).
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,12 +19,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "core/base/logging.h"
 #include "core/io/uring_reactor.h"
 #include "transport_vsock/driver/probe_echo.h"
+#include "transport_vsock/driver/pci/sysfs.h"
 #include "transport_vsock/driver/probe_options.h"
+#include "transport_vsock/driver/uio_bus.h"
+#include "transport_vsock/driver/vfio_bus.h"
 #include "transport_vsock/driver/virtio_user_bus.h"
 #include "transport_vsock/driver/vsock_driver.h"
 
@@ -33,11 +42,53 @@ int Fail(const std::string& what) {
   return 1;
 }
 
+// For uio:/vfio:, the empty string if |o.bus_address| names a virtio-vsock
+// PCI function that the probe may use (bound to the bus's driver, or
+// --bind); else why not.
+std::string CheckPciFunction(const ProbeOptions& o) {
+  const char* driver = o.bus == ProbeBusKind::kUio ? "uio_pci_generic" : "vfio-pci";
+  auto sysfs = pci::PciSysfs::Open("/sys", o.bus_address);
+  if (!sysfs.ok()) return std::string(sysfs.status().message());
+  auto vendor = pci::ReadSmallFile(sysfs->dir() + "/vendor");
+  auto device = pci::ReadSmallFile(sysfs->dir() + "/device");
+  if (!vendor.ok() || !device.ok()) return "no PCI function " + o.bus_address;
+  if (!absl::StartsWith(*vendor, "0x1af4") || !absl::StartsWith(*device, "0x1053")) {
+    return o.bus_address + " is not a virtio-vsock function (1af4:1053)";
+  }
+  auto bound = sysfs->Driver();
+  if (!o.bind && (!bound.ok() || *bound != driver)) {
+    return absl::StrCat(o.bus_address, " is not bound to ", driver, " (pass --bind)");
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<Bus>> MakeBus(const ProbeOptions& o) {
+  if (o.bus == ProbeBusKind::kUio) {
+    UioBusOptions options;
+    options.pci_address = o.bus_address;
+    options.bind = o.bind;
+    auto bus = UioBus::Create(options);
+    if (!bus.ok()) return bus.status();
+    return std::unique_ptr<Bus>(*std::move(bus));
+  }
+  if (o.bus == ProbeBusKind::kVfio) {
+    VfioBusOptions options;
+    options.pci_address = o.bus_address;
+    options.bind = o.bind;
+    auto bus = VfioBus::Create(options);
+    if (!bus.ok()) return bus.status();
+    return std::unique_ptr<Bus>(*std::move(bus));
+  }
+  VirtioUserBusOptions options;
+  options.socket_path = o.bus_address;
+  auto bus = VirtioUserBus::Create(options);
+  if (!bus.ok()) return bus.status();
+  return std::unique_ptr<Bus>(*std::move(bus));
+}
+
 absl::StatusOr<std::unique_ptr<VsockDriver>> StartDriver(const ProbeOptions& o,
                                                          io::Reactor& reactor) {
-  VirtioUserBusOptions bus_options;
-  bus_options.socket_path = o.bus_address;
-  auto bus = VirtioUserBus::Create(bus_options);
+  auto bus = MakeBus(o);
   if (!bus.ok()) return bus.status();
   VsockDriverOptions options;
   options.notify_mode = o.mode;
@@ -115,9 +166,12 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (options->bus != ProbeBusKind::kVirtioUser) {
-    std::fprintf(stderr, "vsock_probe: the %s bus is not built yet (use virtio-user:PATH)\n",
-                 options->bus == ProbeBusKind::kUio ? "uio" : "vfio");
-    return 2;
+    if (const std::string why = CheckPciFunction(*options); !why.empty()) {
+      std::fprintf(stderr, "vsock_probe: --bus=%s:%s: %s\n",
+                   options->bus == ProbeBusKind::kUio ? "uio" : "vfio",
+                   options->bus_address.c_str(), why.c_str());
+      return 2;
+    }
   }
   ::signal(SIGPIPE, SIG_IGN);
   auto reactor = io::UringReactor::Create();

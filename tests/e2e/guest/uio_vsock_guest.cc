@@ -81,6 +81,7 @@ int Main(int argc, char** argv) {
 
   vsock::UioBusOptions bus_options;
   bus_options.pci_address = pci;
+  bus_options.bind = true;  // inside the test guest only
   auto bus = vsock::UioBus::Create(bus_options);
   if (!bus.ok()) return Fail(absl::StrCat("UioBus: ", bus.status().ToString()));
   std::printf("uio_vsock_guest: bound, %s\n", (*bus)->uio_path().c_str());
