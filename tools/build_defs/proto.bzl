@@ -224,3 +224,42 @@ def vrpc_cc_proto_library(
         tags = tags,
         visibility = visibility,
     )
+
+def vrpc_cc_grpc_stubs(name, srcs, proto, testonly = False, tags = [], visibility = None):
+    """gRPC C++ stubs as a library of their own.
+
+    For .proto files whose messages `proto` (a vrpc_cc_proto_library of this
+    package, without grpc) already builds: only the programs that speak gRPC
+    (a gateway, a CLI) link gRPC; vrpc-only programs (a guest agent) do not.
+
+    Args:
+      name: the cc_library with x.grpc.pb.h / x.grpc.pb.cc.
+      srcs: the same .proto files as `proto`'s.
+      proto: label of the vrpc_cc_proto_library with the messages.
+      testonly: as for any rule.
+      tags: added to every generated target.
+      visibility: of the cc_library.
+    """
+    stems = [_stem(s) for s in srcs]
+    hdrs = [s + ".grpc.pb.h" for s in stems]
+    cc_srcs = [s + ".grpc.pb.cc" for s in stems]
+    native.genrule(
+        name = name + "_gen",
+        srcs = srcs + [_proto_files_label(proto)],
+        outs = hdrs + cc_srcs,
+        cmd = (_PROTOC + " -I. --plugin=protoc-gen-grpc=" + _GRPC_CPP_PLUGIN +
+               " --grpc_out=$(GENDIR) " + " ".join(["$(execpath %s)" % s for s in srcs])),
+        message = "Generating gRPC C++ stubs for //%s:%s" % (native.package_name(), name),
+        testonly = testonly,
+        tags = tags,
+        visibility = ["//visibility:private"],
+    )
+    native.cc_library(
+        name = name,
+        srcs = cc_srcs,
+        hdrs = hdrs,
+        deps = [proto, "//third_party:grpc++", "//third_party:protobuf"],
+        testonly = testonly,
+        tags = tags,
+        visibility = visibility,
+    )
