@@ -253,6 +253,20 @@ TEST_F(KernelTransportTest, PeerCloseIsEofThenAnOrderlyClose) {
   EXPECT_THAT(client_.conn->Write(more), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST_F(KernelTransportTest, PeerClosingAfterItsEofWasReadEndsTheConnection) {
+  ConnectPair();
+  VRPC_ASSERT_OK(server_.conn->ShutdownWrite());
+  reactor_.RunUntilIdle();
+  EXPECT_THAT(client_.events, ElementsAre(E::kConnected, E::kPeerShutdown, E::kReadable));
+  EXPECT_TRUE(client_.conn->AtEof());
+  EXPECT_EQ(client_.conn->state(), ConnectionState::kOpen);  // we may still send
+  server_.conn.reset();  // now it is gone both ways
+  reactor_.RunUntilIdle();
+  EXPECT_THAT(client_.events,
+              ElementsAre(E::kConnected, E::kPeerShutdown, E::kReadable, E::kClosed));
+  VRPC_EXPECT_OK(client_.closed_status);
+}
+
 TEST_F(KernelTransportTest, HalfCloseKeepsTheOtherDirectionOpen) {
   ConnectPair();
   VRPC_ASSERT_OK(client_.conn->ShutdownWrite());

@@ -28,6 +28,8 @@ using transport::ConnectionState;
 // A full Unix listen backlog makes a non-blocking connect fail with EAGAIN
 // and nothing to poll for: try again after this long.
 constexpr absl::Duration kBacklogRetry = absl::Milliseconds(10);
+// A watch mask that fires only on POLLHUP / POLLERR.
+constexpr uint32_t kHangup = POLLHUP;
 // iovecs per sendmsg(2).
 constexpr size_t kMaxIov = 64;
 
@@ -329,6 +331,9 @@ void SocketConnection::UpdateWatch() {
     case Phase::kOpen:
       if (WantRead()) want |= io::kReadable;
       if (tx_blocked_ && !peer_gone_) want |= io::kWritable;
+      // Neither: still learn of a hang-up or an error (poll reports only
+      // those for this mask), e.g. the peer closing after its EOF was read.
+      if (want == 0 && !peer_gone_) want = kHangup;
       break;
     case Phase::kDone:
       break;

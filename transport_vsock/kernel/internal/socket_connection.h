@@ -10,7 +10,8 @@
 //               then "CONNECT <port>\n" out and one "OK <n>\n" line in.
 //               The whole phase is bounded by KernelOptions::connect_timeout.
 //   open        POLLIN while the bounded RxBuffer has room and EOF was not
-//               seen; POLLOUT only while a Write() hit EAGAIN.
+//               seen; POLLOUT only while a Write() hit EAGAIN; with neither,
+//               a POLLHUP-only watch (hang-up and errors still end it).
 //   closed      orderly (OK): EOF read, every byte taken by Read(), and our
 //               side shut down writing (or the kernel says the peer is gone:
 //               POLLHUP / EPIPE). Otherwise the socket error (UNAVAILABLE,
