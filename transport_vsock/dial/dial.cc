@@ -118,17 +118,39 @@ class OwningConnector final : public transport::Connector {
 
 // ---- Shared transports, per (reactor, kind, path) ----
 
-// Finds the live transport under |key| or creates one with |make|.
+// Finds the live transport under |key| or creates one with |make|; with
+// |exclusive|, an existing one is kAlreadyExists instead.
+template <typename T>
+struct Live {
+  std::mutex mu;
+  absl::flat_hash_map<std::string, std::weak_ptr<T>> by_key;
+};
+
+// One table per transport type (not per caller: Shared is instantiated for
+// each |make| lambda type).
+template <typename T>
+Live<T>& LiveOf() {
+  static auto* live = new Live<T>();
+  return *live;
+}
+
 template <typename T, typename Make>
 absl::StatusOr<std::shared_ptr<T>> Shared(io::Reactor& reactor, const Address& address,
-                                          Make make) {
-  static std::mutex mu;
-  static auto* live = new absl::flat_hash_map<std::string, std::weak_ptr<T>>();
+                                          Make make, bool exclusive = false) {
+  Live<T>& table = LiveOf<T>();
+  std::mutex& mu = table.mu;
+  auto* live = &table.by_key;
   const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(&reactor), "|",
                                        transport::AddressKindName(address.kind), "|",
                                        address.path);
   std::lock_guard<std::mutex> lock(mu);
-  if (std::shared_ptr<T> found = (*live)[key].lock()) return found;
+  if (std::shared_ptr<T> found = (*live)[key].lock()) {
+    if (exclusive) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("this process already serves ", address.path));
+    }
+    return found;
+  }
   absl::StatusOr<std::unique_ptr<T>> made = make();
   if (!made.ok()) return made.status();
   std::shared_ptr<T> shared(*std::move(made));
@@ -184,6 +206,17 @@ absl::Status KernelNotBuilt(const Address& address) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<vsock::VmServer>> ServeVm(const vsock::VmSpec& spec,
+                                                        io::Reactor& reactor) {
+  Address address;
+  address.kind = Address::Kind::kVhostUser;
+  address.path = spec.socket;
+  address.cid = spec.guest_cid;
+  return Shared<vsock::VmServer>(
+      reactor, address, [&] { return vsock::VmServer::Create(spec, reactor); },
+      /*exclusive=*/true);
+}
 
 absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view text,
                                                             io::Reactor& reactor,

@@ -39,6 +39,7 @@
 #include "absl/strings/string_view.h"
 #include "core/io/reactor.h"
 #include "core/transport/listener.h"
+#include "transport_vsock/device/vm_server.h"
 
 namespace vrpc {
 namespace dial {
@@ -62,6 +63,14 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view ad
 absl::StatusOr<std::unique_ptr<transport::Connector>> Dial(absl::string_view address,
                                                            io::Reactor& reactor,
                                                            const DialOptions& options = {});
+
+// Serves a VM's device as the host agent does (vhost-user socket, hybrid
+// socket, ring mode from |spec|), shared like the devices Listen and Dial
+// create: vhost-user: addresses for |spec.socket| on |reactor| reach it
+// while the caller holds it. kAlreadyExists if this process already serves
+// that socket on |reactor|; socket errors as VmServer::Create.
+absl::StatusOr<std::shared_ptr<vsock::VmServer>> ServeVm(const vsock::VmSpec& spec,
+                                                        io::Reactor& reactor);
 
 }  // namespace dial
 }  // namespace vrpc

@@ -117,6 +117,26 @@ TEST_F(DialTest, DeviceDialsAGuestDriverListener) {
   EXPECT_TRUE(WaitAccepted(1));
 }
 
+TEST_F(DialTest, ServeVmIsFoundByVhostUserAddresses) {
+  const std::string sock = dir_ + "/vm.vsock";
+  host_->RunSync([&] {
+    vsock::VmSpec spec;
+    spec.guest_cid = 3;
+    spec.socket = sock;
+    auto served = ServeVm(spec, host_->reactor());
+    ASSERT_THAT(served, IsOk());
+    host_things_.push_back(*served);
+    EXPECT_THAT(ServeVm(spec, host_->reactor()).status(),
+                StatusIs(absl::StatusCode::kAlreadyExists));
+    // The same device: a different CID for its socket is an error.
+    EXPECT_THAT(Dial("vhost-user:" + sock + ":4:5", host_->reactor()).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  });
+  ListenOn(*host_, host_things_, "vhost-user:" + sock + ":3:5000");
+  ConnectFrom(*guest_, guest_things_, "virtio-user:" + sock + ":2:5000");
+  EXPECT_TRUE(WaitAccepted(1));
+}
+
 TEST_F(DialTest, ErrorsNameTheProblem) {
   const std::string sock = dir_ + "/vm.vsock";
   host_->RunSync([&] {
