@@ -2,8 +2,8 @@
 # File: examples/echo/echo_test.sh
 # The echo example end to end: the demo (virtio-user driver <-> vhost-user
 # device, separate processes), the roles swapped (the guest driver serves,
-# the device dials), the in-process loopback client, and the exit codes of
-# failures a user can cause.
+# the device dials), the in-process loopback client, kernel Unix sockets,
+# and the exit codes of failures a user can cause.
 set -uo pipefail
 here="$TEST_SRCDIR/vrpc/examples/echo"
 fail=0
@@ -36,6 +36,17 @@ for _ in $(seq 1 100); do [[ -S "$dir/vm.vsock" ]] && break; sleep 0.05; done
 server=$!
 if wait $client; then echo "ok   guest serves, host dials"; else
   echo "FAIL guest serves, host dials"; cat "$dir/client.out" "$dir/server.out"; fail=1; fi
+kill $server 2>/dev/null; wait $server 2>/dev/null
+rm -rf "$dir"
+
+# Kernel AF_UNIX.
+dir="$(mktemp -d /tmp/vrpc-echo-test-XXXXXX)"
+"$here/server" --listen="unix:$dir/echo.sock" >"$dir/server.out" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do grep -q listening "$dir/server.out" 2>/dev/null && break; sleep 0.05; done
+for mode in unary server-stream client-stream bidi; do
+  check "unix $mode" 0 "$here/client" --target="unix:$dir/echo.sock" --mode=$mode --count=100 --size=5000
+done
 kill $server 2>/dev/null; wait $server 2>/dev/null
 rm -rf "$dir"
 

@@ -1,6 +1,7 @@
 // File: tests/rpc/call_suite.cc
 #include "tests/rpc/call_suite.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -60,8 +61,11 @@ void CallSuite::TearDown() {
   extra_channels_.clear();
   client_loop_.reset();
   server_loop_.reset();
-  for (const char* f : {"vm.vsock", "vm.sock", "rpc.sock"}) {
-    ::unlink(absl::StrCat(dir_, "/", f).c_str());
+  if (DIR* d = ::opendir(dir_.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') ::unlink(absl::StrCat(dir_, "/", e->d_name).c_str());
+    }
+    ::closedir(d);
   }
   ::rmdir(dir_.c_str());
 }

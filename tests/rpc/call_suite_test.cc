@@ -7,6 +7,7 @@
 //                       vhost-user socket, memfd memory and eventfds
 //   VirtioUserReverse   the same pair, the guest serving and the host dialing
 //   VirtioUserPoll      VirtioUser with both sides busy-polling their rings
+//   Unix                kernel AF_UNIX sockets (transport_vsock/kernel)
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -57,9 +58,22 @@ TransportParam VirtioUserReverse() {
   return p;
 }
 
+TransportParam Unix() {
+  TransportParam p;
+  p.name = "Unix";
+  p.listen_address = [](const std::string& dir, uint32_t port) {
+    return absl::StrCat("unix:", dir, "/rpc.sock", port);
+  };
+  p.dial_address = p.listen_address;
+  // A kernel socket shows a full send queue (EAGAIN), not the peer's window:
+  // whether 3 MiB ever fills it depends on the reader's pace.
+  p.credit_observable = false;
+  return p;
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, CallSuite,
                          ::testing::Values(Loopback(), VirtioUser("interrupt"),
-                                           VirtioUserReverse(), VirtioUser("poll")),
+                                           VirtioUserReverse(), VirtioUser("poll"), Unix()),
                          TransportParamName);
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "transport_vsock/device/vm_server.h"
 #include "transport_vsock/driver/virtio_user_bus.h"
 #include "transport_vsock/driver/vsock_driver.h"
+#include "transport_vsock/kernel/kernel_transport.h"
 #include "transport_vsock/loopback/loopback_transport.h"
 
 namespace vrpc {
@@ -200,11 +201,6 @@ absl::StatusOr<std::shared_ptr<vsock::VmServer>> DeviceOn(io::Reactor& reactor,
   return server;
 }
 
-absl::Status KernelNotBuilt(const Address& address) {
-  return absl::UnimplementedError(absl::StrCat(
-      transport::FormatAddress(address), ": the kernel socket transport is not built yet"));
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<vsock::VmServer>> ServeVm(const vsock::VmSpec& spec,
@@ -256,7 +252,7 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view te
                 "vsock: inside the guest"));
     case Address::Kind::kUnix:
     case Address::Kind::kVsock:
-      return KernelNotBuilt(*address);
+      return kernel::ListenKernel(*address, reactor);
   }
   return absl::InvalidArgumentError(absl::StrCat(text, ": unknown address kind"));
 }
@@ -289,7 +285,7 @@ absl::StatusOr<std::unique_ptr<transport::Connector>> Dial(absl::string_view tex
     case Address::Kind::kUnix:
     case Address::Kind::kVsock:
     case Address::Kind::kHvsock:
-      return KernelNotBuilt(*address);
+      return kernel::KernelConnector(*address, reactor);
   }
   return absl::InvalidArgumentError(absl::StrCat(text, ": unknown address kind"));
 }
