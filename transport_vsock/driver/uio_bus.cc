@@ -51,8 +51,8 @@ UioBus::UioBus(UioBusOptions options, pci::PciSysfs sysfs)
     : options_(std::move(options)), sysfs_(std::move(sysfs)) {}
 
 UioBus::~UioBus() {
+  if (device_ != nullptr) (void)device_->Reset();  // stop DMA before the pool goes
   session_.reset();
-  if (device_ != nullptr) (void)device_->Reset();  // stop DMA into memory we unmap
 }
 
 std::string UioBus::name() const { return absl::StrCat("uio:", options_.pci_address); }
@@ -127,8 +127,14 @@ absl::Status UioBus::Check() const {
 }
 
 absl::Status UioBus::Reset() {
+  // The device stops before the old pool's hugepages can go back to the
+  // kernel (and maybe into the next pool).
+  absl::Status reset = device_->Reset();
+  if (!reset.ok() && session_ != nullptr) {
+    quarantined_.push_back(std::move(session_));  // it may still be written to
+  }
   session_.reset();
-  VRPC_RETURN_IF_ERROR(device_->Reset());
+  VRPC_RETURN_IF_ERROR(reset);
   VRPC_RETURN_IF_ERROR(WriteCommand(/*intx_enabled=*/true));
   (void)device_->ReadIsr();  // a stale interrupt of the last session
   uint32_t count = 0;

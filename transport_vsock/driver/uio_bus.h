@@ -124,6 +124,9 @@ class UioBus final : public Bus {
   std::array<std::unique_ptr<pci::RegisterIo>, pci::kNumBars> bars_;
   std::unique_ptr<pci::VirtioPciDevice> device_;
   std::unique_ptr<Session> session_;
+  // Sessions whose device did not reset: their DMA memory stays mapped
+  // (and out of the kernel's hands) until this bus goes.
+  std::vector<std::unique_ptr<Session>> quarantined_;
 };
 
 }  // namespace vsock

@@ -204,8 +204,9 @@ absl::Status VfioBus::Check() const {
 }
 
 absl::Status VfioBus::Reset() {
-  VRPC_RETURN_IF_ERROR(device_->Reset());  // before the IOMMU mapping goes
+  absl::Status reset = device_->Reset();  // before the IOMMU mapping goes
   session_.reset();
+  VRPC_RETURN_IF_ERROR(reset);
   VRPC_RETURN_IF_ERROR(EnableBusMaster());
   const uint32_t queues = device_->num_queues();
   if (queues < options_.num_queues || queues == 0xffff) {
