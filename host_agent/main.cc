@@ -1,6 +1,8 @@
-// The vrpc host agent: vhost-user vsock devices for one or more VMs.
+// The vrpc host agent: vhost-user vsock devices for one or more VMs, a
+// directory of their guest agents, and a gRPC gateway to those.
 //
-//   bazel run //host_agent -- --guest-cid 3 --socket /tmp/vm3.vsock --uds-path /tmp/vm3.sock
+//   bazel run //host_agent -- --guest-cid 3 --socket /tmp/vm3.vsock --uds-path /tmp/vm3.sock \
+//       [--gateway /tmp/vrpc-gateway.sock]
 //
 // Logs one line per VM when it is ready, runs until SIGINT or SIGTERM, then
 // closes every connection and removes its sockets.
@@ -11,13 +13,18 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/base/logging.h"
 #include "core/base/unique_fd.h"
 #include "core/io/uring_reactor.h"
+#include "absl/strings/str_cat.h"
+#include "host_agent/directory.h"
+#include "host_agent/gateway.h"
 #include "host_agent/options.h"
 #include "transport_vsock/device/vm_server.h"
+#include "transport_vsock/dial/dial.h"
 
 namespace vrpc {
 namespace host_agent {
@@ -52,26 +59,61 @@ int Main(int argc, char** argv) {
     VRPC_LOG(ERROR) << "io_uring: " << reactor.status();
     return 1;
   }
-  std::vector<std::unique_ptr<vsock::VmServer>> servers;
+  std::vector<std::shared_ptr<vsock::VmServer>> servers;
+  Directory directory(**reactor);
   for (const VmSpec& vm : options->vms) {
-    auto server = vsock::VmServer::Create(vm, **reactor);
+    // Through the dial layer, so vhost-user: addresses (the directory's)
+    // reach this very device.
+    auto server = dial::ServeVm(vm, **reactor);
     if (!server.ok()) {
       VRPC_LOG(ERROR) << "vm " << vm.guest_cid << ": " << server.status();
       return 1;
     }
     servers.push_back(*std::move(server));
+    const std::string& name = options->vm_names.at(vm.guest_cid);
+    if (absl::Status s = directory.Add(name, absl::StrCat("vhost-user:", vm.socket, ":",
+                                                          vm.guest_cid, ":", options->agent_port));
+        !s.ok()) {
+      VRPC_LOG(ERROR) << s;
+      return 2;
+    }
     VRPC_LOG(INFO) << "vm " << vm.guest_cid << " ready: vhost-user socket " << vm.socket
-                   << ", hybrid socket " << vm.uds_path;
+                   << ", hybrid socket " << vm.uds_path << ", named " << name;
   }
+  for (const auto& [name, address] : options->guests) {
+    if (absl::Status s = directory.Add(name, address); !s.ok()) {
+      VRPC_LOG(ERROR) << "--guest " << name << ": " << s;
+      return 2;
+    }
+  }
+  std::unique_ptr<Gateway> gateway;
+  if (!options->gateway.empty()) {
+    auto started = Gateway::Start(options->gateway, directory);
+    if (!started.ok()) {
+      VRPC_LOG(ERROR) << "gateway: " << started.status();
+      return 1;
+    }
+    gateway = *std::move(started);
+    VRPC_LOG(INFO) << "gRPC gateway on unix:" << options->gateway;
+  }
+  // Shutdown needs the loop running (channels and calls end on it), so it
+  // runs on its own thread and stops the loop last.
+  std::thread stopper;
   auto watch = (*reactor)->Watch(signal_fd.get(), io::kReadable, [&](uint32_t) {
     signalfd_siginfo info;
     if (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
       VRPC_LOG(INFO) << "signal " << info.ssi_signo << ": shutting down";
     }
-    (*reactor)->Stop();
+    if (stopper.joinable()) return;
+    stopper = std::thread([&] {
+      gateway.reset();
+      directory.Shutdown();
+      (*reactor)->Stop();
+    });
   });
   if (!watch.ok()) return 1;
   absl::Status run = (*reactor)->Run();
+  if (stopper.joinable()) stopper.join();
   servers.clear();  // closes connections, removes sockets
   if (!run.ok()) {
     VRPC_LOG(ERROR) << "event loop: " << run;

@@ -23,8 +23,8 @@ absl::StatusOr<uint64_t> ParseCid(absl::string_view text) {
   return cid;
 }
 
-// "guest-cid=3,socket=/a,uds-path=/b"
-absl::StatusOr<VmSpec> ParseVm(absl::string_view spec) {
+// "guest-cid=3,socket=/a,uds-path=/b[,name=vm1]"
+absl::StatusOr<VmSpec> ParseVm(absl::string_view spec, std::string* name) {
   VmSpec vm;
   bool cid = false;
   for (absl::string_view item : absl::StrSplit(spec, ',')) {
@@ -38,6 +38,8 @@ absl::StatusOr<VmSpec> ParseVm(absl::string_view spec) {
       vm.socket = std::string(kv.second);
     } else if (kv.first == "uds-path" || kv.first == "uds_path") {
       vm.uds_path = std::string(kv.second);
+    } else if (kv.first == "name") {
+      *name = std::string(kv.second);
     } else {
       return absl::InvalidArgumentError(absl::StrCat("--vm: unknown key \"", kv.first, "\""));
     }
@@ -88,6 +90,7 @@ absl::Status CheckDistinct(const std::vector<VmSpec>& vms) {
 absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   Options options;
   VmSpec single;
+  std::string single_name;
   bool any_single = false;
   std::string ring_mode = "interrupt";
   for (size_t i = 0; i < args.size(); ++i) {
@@ -108,9 +111,28 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
       return absl::InvalidArgumentError(absl::StrCat("flag ", arg, " needs a value"));
     }
     if (name == "--vm") {
-      auto vm = ParseVm(value);
+      std::string vm_name;
+      auto vm = ParseVm(value, &vm_name);
       if (!vm.ok()) return vm.status();
+      if (!vm_name.empty()) options.vm_names[vm->guest_cid] = vm_name;
       options.vms.push_back(*std::move(vm));
+    } else if (name == "--name") {
+      single_name = value;
+    } else if (name == "--guest") {
+      const size_t eq2 = value.find('=');
+      if (eq2 == std::string::npos || eq2 == 0 || eq2 + 1 == value.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--guest ", value, ": want NAME=ADDRESS"));
+      }
+      options.guests.emplace_back(value.substr(0, eq2), value.substr(eq2 + 1));
+    } else if (name == "--agent-port" || name == "--agent_port") {
+      if (!absl::SimpleAtoi(value, &options.agent_port) || options.agent_port == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--agent-port ", value, ": want a port"));
+      }
+    } else if (name == "--gateway") {
+      if (value.empty() || value.size() > kMaxUnixPath) {
+        return absl::InvalidArgumentError("--gateway takes a Unix socket path");
+      }
+      options.gateway = value;
     } else if (name == "--guest-cid" || name == "--guest_cid") {
       auto cid = ParseCid(value);
       if (!cid.ok()) return cid.status();
@@ -140,9 +162,17 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
     if (single.guest_cid == 0 || single.socket.empty() || single.uds_path.empty()) {
       return absl::InvalidArgumentError("--guest-cid, --socket and --uds-path go together");
     }
+    if (!single_name.empty()) options.vm_names[single.guest_cid] = single_name;
     options.vms.push_back(single);
   }
-  if (options.vms.empty()) return absl::InvalidArgumentError("no VM given (see --help)");
+  if (options.vms.empty() && options.guests.empty()) {
+    return absl::InvalidArgumentError("no VM given (see --help)");
+  }
+  for (const VmSpec& vm : options.vms) {
+    if (options.vm_names.count(vm.guest_cid) == 0) {
+      options.vm_names[vm.guest_cid] = absl::StrCat("vm", vm.guest_cid);
+    }
+  }
   for (VmSpec& vm : options.vms) vm.ring_mode = ring_mode;
   for (const VmSpec& vm : options.vms) {
     if (absl::Status s = CheckPaths(vm); !s.ok()) return s;
@@ -152,8 +182,10 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
 }
 
 std::string Usage() {
-  return "usage: host_agent --guest-cid N --socket PATH --uds-path PATH [--ring-mode M]\n"
-         "       host_agent --vm guest-cid=N,socket=PATH,uds-path=PATH [--vm ...] [--ring-mode M]\n"
+  return "usage: host_agent --guest-cid N --socket PATH --uds-path PATH [--name NAME] [flags]\n"
+         "       host_agent --vm guest-cid=N,socket=PATH,uds-path=PATH[,name=NAME] [--vm ...] "
+         "[flags]\n"
+         "flags: [--ring-mode M] [--gateway PATH] [--guest NAME=ADDRESS ...] [--agent-port P]\n"
          "\n"
          "--ring-mode interrupt|poll|adaptive: wait for guest kicks (default), busy-poll\n"
          "the rings, or poll while busy and fall back to kicks when idle.\n"
@@ -161,7 +193,12 @@ std::string Usage() {
          "Serves a vhost-user vsock device per VM on --socket (attach QEMU with\n"
          "-device vhost-user-vsock-pci). Host programs reach guest port P by\n"
          "connecting to --uds-path and writing \"CONNECT P\\n\"; guest connections to\n"
-         "host port P are forwarded to the Unix socket <uds-path>_P.\n";
+         "host port P are forwarded to the Unix socket <uds-path>_P.\n"
+         "\n"
+         "--gateway PATH serves a gRPC gateway on that Unix socket: any vrpc.agent.Agent\n"
+         "call with metadata \"vrpc-vm: NAME\" goes to that VM's guest agent (vsock port\n"
+         "--agent-port, default 1024). VMs are named vm<CID> unless named; --guest adds\n"
+         "guest agents of VMs served elsewhere, e.g. --guest fc1=hvsock:/run/fc1.sock:1024.\n";
 }
 
 }  // namespace host_agent

@@ -12,6 +12,8 @@
 #define VRPC_HOST_AGENT_OPTIONS_H_
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,16 @@ using VmSpec = vsock::VmSpec;
 
 struct Options {
   std::vector<VmSpec> vms;
+  // Names of the VMs above (by guest CID) for the gateway and vrpcctl;
+  // "vm<CID>" unless given (--vm name=..., --name).
+  std::map<uint64_t, std::string> vm_names;
+  // Guest agents this host agent does not serve the device of, reached at
+  // an address (--guest NAME=ADDRESS, e.g. hvsock:/run/fc1.sock:1024).
+  std::vector<std::pair<std::string, std::string>> guests;
+  // The guest agent's vsock port in the VMs served here (--agent-port).
+  uint32_t agent_port = 1024;
+  // Unix socket of the gRPC gateway (--gateway); empty: no gateway.
+  std::string gateway;
   bool help = false;
 };
 
