@@ -8,7 +8,9 @@
 //       <uds>_5000), sends kBytes of the probe pattern, and verifies the
 //       echo; this side verifies the pattern while echoing;
 //   (b) host -> guest: this side connects with "CONNECT 6000\n", sends
-//       kBytes, and verifies the guest's echo.
+//       kBytes, and verifies the guest's echo;
+// in each of the driver's notification modes (INTx interrupts, polling,
+// adaptive).
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -133,7 +135,11 @@ class UioVsockE2eTest : public ::testing::Test {
   std::thread loop_;
 };
 
-TEST_F(UioVsockE2eTest, UserspaceDriverOverUioTalksToTheHostBothWays) {
+class UioVsockModeTest : public UioVsockE2eTest,
+                         public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(UioVsockModeTest, UserspaceDriverOverUioTalksToTheHostBothWays) {
+  const std::string mode = GetParam();
   UniqueFd listener = ListenUnix(spec_.uds_path + "_5000");
   std::future<std::string> guest_to_host = std::async(std::launch::async, [&] {
     pollfd p{listener.get(), POLLIN, 0};
@@ -144,7 +150,7 @@ TEST_F(UioVsockE2eTest, UserspaceDriverOverUioTalksToTheHostBothWays) {
   });
 
   e2e::GuestOptions options;
-  options.name = "uio-e2e";
+  options.name = "uio-e2e-" + mode;
   // No virtio_pci, no kernel vsock: only UIO drives the function.
   options.modules = {"uio", "uio_pci_generic"};
   options.memory_mb = 512;
@@ -155,7 +161,7 @@ TEST_F(UioVsockE2eTest, UserspaceDriverOverUioTalksToTheHostBothWays) {
   VRPC_ASSERT_OK_AND_ASSIGN(std::string binary,
                             e2e::Runfile("tests/e2e/guest/uio_vsock_guest"));
   VRPC_ASSERT_OK(options.payload.SetHostBinary(
-      binary, {"5000", std::to_string(kBytes), "6000"}));
+      binary, {"--mode=" + mode, "5000", std::to_string(kBytes), "6000"}));
   VRPC_ASSERT_OK_AND_ASSIGN(auto guest, e2e::QemuGuest::Start(std::move(options)));
 
   VRPC_ASSERT_OK(guest->WaitForConsole("vrpc-uio-listening 6000", absl::Seconds(240)));
@@ -177,13 +183,21 @@ TEST_F(UioVsockE2eTest, UserspaceDriverOverUioTalksToTheHostBothWays) {
   EXPECT_THAT(result.payload_output, HasSubstr("PASS connect:5000"));
   EXPECT_THAT(result.payload_output, HasSubstr("PASS serve:6000"));
   EXPECT_THAT(result.payload_output, HasSubstr("uio_vsock_guest: bound, /dev/uio"));
-  EXPECT_THAT(result.payload_output, Not(HasSubstr(" 0 interrupts")));  // INTx, not polling
+  if (mode == "interrupt") {
+    EXPECT_THAT(result.payload_output, Not(HasSubstr(" 0 interrupts")));  // INTx works
+    EXPECT_THAT(result.payload_output, HasSubstr(" 0 polls"));
+  } else {
+    EXPECT_THAT(result.payload_output, Not(HasSubstr(" 0 polls")));
+  }
   EXPECT_THAT(result.payload_output, HasSubstr(" 0 device losses"));
   EXPECT_THAT(result.module_order, Not(Contains("vmw_vsock_virtio_transport")));
   EXPECT_THAT(result.module_order, Not(Contains("virtio_pci")));
   EXPECT_THAT(result.module_order, Contains("uio_pci_generic"));
   std::fprintf(stderr, "guest reported:\n%s\n", result.payload_output.c_str());
 }
+
+INSTANTIATE_TEST_SUITE_P(NotifyModes, UioVsockModeTest,
+                         ::testing::Values("interrupt", "poll", "adaptive"));
 
 }  // namespace
 }  // namespace vrpc

@@ -6,7 +6,8 @@
 //   2. listens on SERVE_PORT, prints "vrpc-uio-listening SERVE_PORT", and
 //      echoes one connection (EchoServer).
 //
-//   uio_vsock_guest [--pci=DDDD:BB:DD.F] CONNECT_PORT BYTES SERVE_PORT
+//   uio_vsock_guest [--pci=DDDD:BB:DD.F] [--mode=interrupt|poll|adaptive]
+//                   CONNECT_PORT BYTES SERVE_PORT
 //
 // Prints "PASS connect" / "PASS serve" and the driver's counters; exit 0
 // only if both passed.
@@ -65,13 +66,25 @@ int Fail(const std::string& what) {
 
 int Main(int argc, char** argv) {
   std::string pci;
+  vsock::DriverNotifyMode mode = vsock::DriverNotifyMode::kInterrupt;
   int arg = 1;
-  if (argc > 1 && absl::StartsWith(argv[1], "--pci=")) pci = argv[arg++] + 6;
+  for (; arg < argc && absl::StartsWith(argv[arg], "--"); ++arg) {
+    const absl::string_view flag = argv[arg];
+    if (absl::StartsWith(flag, "--pci=")) {
+      pci = std::string(flag.substr(6));
+    } else if (absl::StartsWith(flag, "--mode=")) {
+      auto m = vsock::ParseDriverNotifyMode(flag.substr(7));
+      if (!m.ok()) return Fail(m.status().ToString());
+      mode = *m;
+    } else {
+      return Fail(absl::StrCat("unknown flag ", flag));
+    }
+  }
   uint32_t connect_port = 0, serve_port = 0;
   uint64_t bytes = 0;
   if (argc - arg != 3 || !absl::SimpleAtoi(argv[arg], &connect_port) ||
       !absl::SimpleAtoi(argv[arg + 1], &bytes) || !absl::SimpleAtoi(argv[arg + 2], &serve_port)) {
-    return Fail("usage: uio_vsock_guest [--pci=ADDR] CONNECT_PORT BYTES SERVE_PORT");
+    return Fail("usage: uio_vsock_guest [--pci=ADDR] [--mode=M] CONNECT_PORT BYTES SERVE_PORT");
   }
   if (pci.empty()) pci = FindVsockFunction();
   if (pci.empty()) return Fail("no virtio-vsock PCI function (1af4:1053)");
@@ -89,6 +102,7 @@ int Main(int argc, char** argv) {
   if (!reactor.ok()) return Fail(reactor.status().ToString());
   vsock::VsockDriverOptions options;
   options.queue_size = 128;  // QEMU's vhost-user-vsock rings
+  options.notify_mode = mode;
   options.engine.port_seed = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
   auto driver = vsock::VsockDriver::Create(*std::move(bus), **reactor, options);
   if (!driver.ok()) return Fail(absl::StrCat("driver: ", driver.status().ToString()));
@@ -126,11 +140,12 @@ int Main(int argc, char** argv) {
               server_result.ToString().c_str());
   const vsock::VsockDriverStats st = (*driver)->stats();
   std::printf("uio_vsock_guest: %llu rx / %llu tx packets, %llu kicks, %llu interrupts, "
-              "%llu device losses\n",
+              "%llu polls, %llu device losses\n",
               static_cast<unsigned long long>(st.rx_packets),
               static_cast<unsigned long long>(st.tx_packets),
               static_cast<unsigned long long>(st.kicks),
               static_cast<unsigned long long>(st.interrupts),
+              static_cast<unsigned long long>(st.polls),
               static_cast<unsigned long long>(st.device_losses));
   if (!client_result.ok() || !server_result.ok()) {
     std::printf("%s\n", (*driver)->DebugString().c_str());
