@@ -110,11 +110,14 @@ TEST_F(VfioBusTest, InitSequenceDmaMappingAndMsix) {
     EXPECT_EQ(vfio_.map_calls.size(), 2u);
     EXPECT_EQ(vfio_.mapped.size(), 1u);
     EXPECT_EQ(vfio_.device.resets, 2);
+    // The device was reset before its old memory left the IOMMU.
+    EXPECT_EQ(vfio_.resets_at_unmap, std::vector<int>{2});
   }
   // Gone: device reset, DMA unmapped, MSI-X off.
   EXPECT_TRUE(vfio_.mapped.empty());
   EXPECT_TRUE(vfio_.msix_fds.empty());
   EXPECT_EQ(vfio_.device.resets, 3);
+  EXPECT_EQ(vfio_.resets_at_unmap, (std::vector<int>{2, 3}));
 }
 
 TEST_F(VfioBusTest, DeviceWithoutVersion1IsRefused) {

@@ -106,6 +106,7 @@ class FakeVfio::Ops final : public VfioOps {
   }
   absl::Status UnmapDma(int container_fd, uint64_t iova, uint64_t size) override {
     ++f_.unmap_calls;
+    f_.resets_at_unmap.push_back(f_.device.resets);
     auto it = std::find_if(f_.mapped.begin(), f_.mapped.end(), [&](const DmaMapping& m) {
       return m.iova == iova && m.size == size;
     });

@@ -52,6 +52,7 @@ class FakeVfio {
   std::vector<DmaMapping> mapped;     // currently mapped
   std::vector<DmaMapping> map_calls;  // every MAP_DMA
   int unmap_calls = 0;
+  std::vector<int> resets_at_unmap;   // device.resets when each UNMAP_DMA came
   std::vector<int> msix_fds;          // last SET_IRQS (empty: disabled)
   int set_irqs_calls = 0;
   int attached_group = -1;
