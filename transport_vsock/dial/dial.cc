@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/transport/address.h"
 #include "transport_vsock/device/vm_server.h"
+#include "transport_vsock/dial/owning_endpoints.h"
 #include "transport_vsock/driver/virtio_user_bus.h"
 #include "transport_vsock/driver/vsock_driver.h"
 #include "transport_vsock/kernel/kernel_transport.h"
@@ -19,103 +20,6 @@ namespace dial {
 namespace {
 
 using transport::Address;
-
-// ---- Endpoints that keep their transport alive ----
-//
-// Every listener, connector and connection opened through here holds a
-// reference to the transport underneath (driver, device server, loopback
-// pair), so a server that stops listening keeps its running calls. The last
-// reference is dropped on a later reactor turn: it may go while the
-// transport is calling us (a connection destroyed in its kClosed handler).
-
-void Release(io::Reactor& reactor, std::shared_ptr<void> owner) {
-  if (owner.use_count() > 1) return;  // not the last: dropping it is enough
-  reactor.Post([owner = std::move(owner)]() mutable { owner.reset(); });
-}
-
-class OwningConnection final : public transport::Connection {
- public:
-  OwningConnection(std::unique_ptr<transport::Connection> inner, std::shared_ptr<void> owner)
-      : inner_(std::move(inner)), owner_(std::move(owner)) {}
-  ~OwningConnection() override {
-    io::Reactor& reactor = inner_->reactor();
-    inner_.reset();
-    Release(reactor, std::move(owner_));
-  }
-
-  io::Reactor& reactor() override { return inner_->reactor(); }
-  void SetEventHandler(EventHandler handler) override {
-    inner_->SetEventHandler(std::move(handler));
-  }
-  transport::ConnectionState state() const override { return inner_->state(); }
-  absl::Status status() const override { return inner_->status(); }
-  absl::StatusOr<SliceChain> Read(size_t max) override { return inner_->Read(max); }
-  bool AtEof() const override { return inner_->AtEof(); }
-  absl::StatusOr<size_t> Write(SliceChain& data) override { return inner_->Write(data); }
-  Slice AllocateWriteBuffer(size_t size, uint8_t** data) override {
-    return inner_->AllocateWriteBuffer(size, data);
-  }
-  transport::WriteBufferAllocator write_buffer_allocator() override {
-    return inner_->write_buffer_allocator();
-  }
-  absl::Status ShutdownWrite() override { return inner_->ShutdownWrite(); }
-  void Close() override { inner_->Close(); }
-  transport::CreditInfo credit() const override { return inner_->credit(); }
-  transport::ConnectionStats stats() const override { return inner_->stats(); }
-  std::string peer_address() const override { return inner_->peer_address(); }
-
- private:
-  std::unique_ptr<transport::Connection> inner_;
-  std::shared_ptr<void> owner_;
-};
-
-class OwningListener final : public transport::Listener {
- public:
-  OwningListener(std::unique_ptr<transport::Listener> inner, std::shared_ptr<void> owner)
-      : inner_(std::move(inner)), owner_(std::move(owner)) {}
-  ~OwningListener() override {
-    io::Reactor& reactor = inner_->reactor();
-    inner_.reset();  // before the transport
-    Release(reactor, std::move(owner_));
-  }
-
-  io::Reactor& reactor() override { return inner_->reactor(); }
-  void SetAcceptHandler(AcceptHandler handler) override {
-    inner_->SetAcceptHandler([handler = std::move(handler), owner = owner_](
-                                 std::unique_ptr<transport::Connection> c) mutable {
-      handler(std::make_unique<OwningConnection>(std::move(c), owner));
-    });
-  }
-  std::string address() const override { return inner_->address(); }
-
- private:
-  std::unique_ptr<transport::Listener> inner_;
-  std::shared_ptr<void> owner_;
-};
-
-class OwningConnector final : public transport::Connector {
- public:
-  OwningConnector(std::unique_ptr<transport::Connector> inner, std::shared_ptr<void> owner)
-      : inner_(std::move(inner)), owner_(std::move(owner)) {}
-  ~OwningConnector() override {
-    io::Reactor& reactor = inner_->reactor();
-    inner_.reset();
-    Release(reactor, std::move(owner_));
-  }
-
-  io::Reactor& reactor() override { return inner_->reactor(); }
-  absl::StatusOr<std::unique_ptr<transport::Connection>> Connect() override {
-    auto c = inner_->Connect();
-    if (!c.ok()) return c.status();
-    return std::unique_ptr<transport::Connection>(
-        std::make_unique<OwningConnection>(*std::move(c), owner_));
-  }
-  std::string address() const override { return inner_->address(); }
-
- private:
-  std::unique_ptr<transport::Connector> inner_;
-  std::shared_ptr<void> owner_;
-};
 
 // ---- Shared transports, per (reactor, kind, path) ----
 
@@ -225,7 +129,7 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view te
       if (!link.ok()) return link.status();
       auto listener = (*link)->host().Listen(address->port);
       if (!listener.ok()) return listener.status();
-      return std::make_unique<OwningListener>(*std::move(listener), *std::move(link));
+      return OwningListener(*std::move(listener), *std::move(link));
     }
     case Address::Kind::kVirtioUser: {
       auto driver = DriverOn(reactor, *address, options);
@@ -237,14 +141,14 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view te
       }
       auto listener = (*driver)->Listen(address->port);
       if (!listener.ok()) return listener.status();
-      return std::make_unique<OwningListener>(*std::move(listener), *std::move(driver));
+      return OwningListener(*std::move(listener), *std::move(driver));
     }
     case Address::Kind::kVhostUser: {
       auto server = DeviceOn(reactor, *address, options);
       if (!server.ok()) return server.status();
       auto listener = (*server)->device().host().Listen(address->port);
       if (!listener.ok()) return listener.status();
-      return std::make_unique<OwningListener>(*std::move(listener), *std::move(server));
+      return OwningListener(*std::move(listener), *std::move(server));
     }
     case Address::Kind::kHvsock:
       return absl::InvalidArgumentError(absl::StrCat(
@@ -266,21 +170,21 @@ absl::StatusOr<std::unique_ptr<transport::Connector>> Dial(absl::string_view tex
     case Address::Kind::kLoopback: {
       auto link = LoopbackOn(reactor, *address);
       if (!link.ok()) return link.status();
-      return std::make_unique<OwningConnector>((*link)->guest().ConnectorTo(address->port),
-                                               *std::move(link));
+      auto connector = (*link)->guest().ConnectorTo(address->port);
+      return OwningConnector(std::move(connector), *std::move(link));
     }
     case Address::Kind::kVirtioUser: {
       auto driver = DriverOn(reactor, *address, options);
       if (!driver.ok()) return driver.status();
       auto connector = (*driver)->ConnectorTo(address->cid, address->port);
       if (!connector.ok()) return connector.status();
-      return std::make_unique<OwningConnector>(*std::move(connector), *std::move(driver));
+      return OwningConnector(*std::move(connector), *std::move(driver));
     }
     case Address::Kind::kVhostUser: {
       auto server = DeviceOn(reactor, *address, options);
       if (!server.ok()) return server.status();
-      return std::make_unique<OwningConnector>(
-          (*server)->device().host().ConnectorTo(address->port), *std::move(server));
+      auto connector = (*server)->device().host().ConnectorTo(address->port);
+      return OwningConnector(std::move(connector), *std::move(server));
     }
     case Address::Kind::kUnix:
     case Address::Kind::kVsock:
