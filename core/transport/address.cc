@@ -74,6 +74,8 @@ const char* AddressKindName(Address::Kind kind) {
     case Address::Kind::kVirtioUser: return "virtio-user";
     case Address::Kind::kVhostUser: return "vhost-user";
     case Address::Kind::kLoopback: return "loopback";
+    case Address::Kind::kUio: return "uio";
+    case Address::Kind::kVfio: return "vfio";
   }
   return "?";
 }
@@ -112,15 +114,19 @@ absl::StatusOr<Address> ParseAddress(absl::string_view text) {
     a.kind = Address::Kind::kHvsock;
     if (!SplitFromRight(rest, 1, &path, &f)) return Invalid(text, "expected hvsock:UDS_PATH:PORT");
     f.insert(f.begin(), absl::string_view());
-  } else if (scheme == "virtio-user" || scheme == "vhost-user") {
-    a.kind = scheme == "virtio-user" ? Address::Kind::kVirtioUser : Address::Kind::kVhostUser;
+  } else if (scheme == "virtio-user" || scheme == "vhost-user" || scheme == "uio" ||
+             scheme == "vfio") {
+    a.kind = scheme == "virtio-user" ? Address::Kind::kVirtioUser
+             : scheme == "vhost-user" ? Address::Kind::kVhostUser
+             : scheme == "uio"        ? Address::Kind::kUio
+                                      : Address::Kind::kVfio;
     if (!SplitFromRight(rest, 2, &path, &f)) {
       return Invalid(text, absl::StrCat("expected ", scheme, ":SOCK_PATH:CID:PORT"));
     }
   } else {
     return Invalid(text, absl::StrCat("unknown scheme \"", scheme,
                                       "\" (unix, vsock, hvsock, virtio-user, vhost-user, "
-                                      "loopback)"));
+                                      "uio, vfio, loopback)"));
   }
   if (a.kind != Address::Kind::kVsock) {
     if (absl::Status s = CheckPath(text, path); !s.ok()) return s;
@@ -145,6 +151,8 @@ std::string FormatAddress(const Address& a) {
     case Address::Kind::kHvsock: return absl::StrCat("hvsock:", a.path, ":", a.port);
     case Address::Kind::kVirtioUser:
     case Address::Kind::kVhostUser:
+    case Address::Kind::kUio:
+    case Address::Kind::kVfio:
       return absl::StrCat(AddressKindName(a.kind), ":", a.path, ":", a.cid, ":", a.port);
   }
   return "";

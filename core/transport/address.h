@@ -18,6 +18,11 @@
 //                                      vrpc's host device serving the guest
 //                                      GUEST_CID on SOCK_PATH. Listen: host
 //                                      port PORT; dial: guest port PORT
+//   uio:PCI_ADDR:CID:PORT              vrpc's userspace guest driver on a
+//   vfio:PCI_ADDR:CID:PORT             virtio-vsock PCI function inside a VM,
+//                                      through UIO or VFIO (PCI_ADDR as in
+//                                      /sys/bus/pci/devices, DDDD:BB:DD.F);
+//                                      CIDs as for virtio-user
 //   loopback:PORT                      in-process loopback (tests, examples)
 //
 // Paths are taken greedily: the numeric fields are parsed from the right, so
@@ -41,10 +46,10 @@ inline constexpr uint64_t kCidLocal = 1;
 inline constexpr uint64_t kCidHost = 2;
 
 struct Address {
-  enum class Kind { kUnix, kVsock, kHvsock, kVirtioUser, kVhostUser, kLoopback };
+  enum class Kind { kUnix, kVsock, kHvsock, kVirtioUser, kVhostUser, kLoopback, kUio, kVfio };
 
   Kind kind = Kind::kLoopback;
-  std::string path;   // unix, hvsock, virtio-user, vhost-user
+  std::string path;   // unix, hvsock, virtio-user, vhost-user; uio/vfio: PCI address
   uint64_t cid = 0;   // vsock, virtio-user, vhost-user
   uint32_t port = 0;  // all but unix
 

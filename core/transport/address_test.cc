@@ -40,6 +40,15 @@ TEST(AddressTest, ParsesEveryScheme) {
   EXPECT_EQ(vh.kind, Address::Kind::kVhostUser);
   EXPECT_EQ(vh.cid, 3u);
 
+  Address u2 = Parsed("uio:0000:00:04.0:any:1024");
+  EXPECT_EQ(u2.kind, Address::Kind::kUio);
+  EXPECT_EQ(u2.path, "0000:00:04.0");
+  EXPECT_EQ(u2.cid, kCidAny);
+  EXPECT_EQ(u2.port, 1024u);
+  Address f = Parsed("vfio:0000:00:05.0:2:9");
+  EXPECT_EQ(f.kind, Address::Kind::kVfio);
+  EXPECT_EQ(f.path, "0000:00:05.0");
+
   Address l = Parsed("loopback:7");
   EXPECT_EQ(l.kind, Address::Kind::kLoopback);
   EXPECT_EQ(l.port, 7u);
@@ -105,7 +114,8 @@ TEST(AddressTest, RejectsUnixPathsTooLongForSockaddr) {
 TEST(AddressTest, FormatRoundTrips) {
   for (const char* text : {"unix:/run/a.sock", "vsock:3:5000", "vsock:4294967295:1",
                            "hvsock:/tmp/v.sock:1024", "virtio-user:/tmp/v:2:5000",
-                           "vhost-user:/tmp/v:3:5000", "loopback:9"}) {
+                           "vhost-user:/tmp/v:3:5000", "uio:0000:00:04.0:3:1024",
+                           "vfio:0000:00:04.0:2:5", "loopback:9"}) {
     Address a = Parsed(text);
     EXPECT_EQ(FormatAddress(a), text);
     EXPECT_EQ(Parsed(FormatAddress(a)), a);

@@ -10,6 +10,8 @@
 #include "core/transport/address.h"
 #include "transport_vsock/device/vm_server.h"
 #include "transport_vsock/dial/owning_endpoints.h"
+#include "transport_vsock/driver/uio_bus.h"
+#include "transport_vsock/driver/vfio_bus.h"
 #include "transport_vsock/driver/virtio_user_bus.h"
 #include "transport_vsock/driver/vsock_driver.h"
 #include "transport_vsock/kernel/kernel_transport.h"
@@ -69,6 +71,30 @@ absl::StatusOr<std::shared_ptr<vsock::LoopbackTransport>> LoopbackOn(io::Reactor
       reactor, address, [&] { return vsock::LoopbackTransport::Create(reactor); });
 }
 
+// The bus a guest driver address names. UIO and VFIO take the function as
+// it is bound: rebinding is the operator's decision (vsock_probe --bind).
+absl::StatusOr<std::unique_ptr<vsock::Bus>> BusFor(const Address& address) {
+  if (address.kind == Address::Kind::kUio) {
+    vsock::UioBusOptions o;
+    o.pci_address = address.path;
+    auto bus = vsock::UioBus::Create(o);
+    if (!bus.ok()) return bus.status();
+    return std::unique_ptr<vsock::Bus>(*std::move(bus));
+  }
+  if (address.kind == Address::Kind::kVfio) {
+    vsock::VfioBusOptions o;
+    o.pci_address = address.path;
+    auto bus = vsock::VfioBus::Create(o);
+    if (!bus.ok()) return bus.status();
+    return std::unique_ptr<vsock::Bus>(*std::move(bus));
+  }
+  vsock::VirtioUserBusOptions o;
+  o.socket_path = address.path;
+  auto bus = vsock::VirtioUserBus::Create(o);
+  if (!bus.ok()) return bus.status();
+  return std::unique_ptr<vsock::Bus>(*std::move(bus));
+}
+
 absl::StatusOr<std::shared_ptr<vsock::VsockDriver>> DriverOn(io::Reactor& reactor,
                                                              const Address& address,
                                                              const DialOptions& options) {
@@ -77,9 +103,7 @@ absl::StatusOr<std::shared_ptr<vsock::VsockDriver>> DriverOn(io::Reactor& reacto
         absl::StatusOr<vsock::DriverNotifyMode> mode =
             vsock::ParseDriverNotifyMode(options.notify_mode);
         if (!mode.ok()) return mode.status();
-        vsock::VirtioUserBusOptions bus_options;
-        bus_options.socket_path = address.path;
-        auto bus = vsock::VirtioUserBus::Create(bus_options);
+        auto bus = BusFor(address);
         if (!bus.ok()) return bus.status();
         vsock::VsockDriverOptions driver_options;
         driver_options.notify_mode = *mode;
@@ -131,7 +155,9 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view te
       if (!listener.ok()) return listener.status();
       return OwningListener(*std::move(listener), *std::move(link));
     }
-    case Address::Kind::kVirtioUser: {
+    case Address::Kind::kVirtioUser:
+    case Address::Kind::kUio:
+    case Address::Kind::kVfio: {
       auto driver = DriverOn(reactor, *address, options);
       if (!driver.ok()) return driver.status();
       if (address->cid != transport::kCidAny && address->cid != (*driver)->guest_cid()) {
@@ -173,7 +199,9 @@ absl::StatusOr<std::unique_ptr<transport::Connector>> Dial(absl::string_view tex
       auto connector = (*link)->guest().ConnectorTo(address->port);
       return OwningConnector(std::move(connector), *std::move(link));
     }
-    case Address::Kind::kVirtioUser: {
+    case Address::Kind::kVirtioUser:
+    case Address::Kind::kUio:
+    case Address::Kind::kVfio: {
       auto driver = DriverOn(reactor, *address, options);
       if (!driver.ok()) return driver.status();
       auto connector = (*driver)->ConnectorTo(address->cid, address->port);

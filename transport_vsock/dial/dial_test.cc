@@ -146,6 +146,9 @@ TEST_F(DialTest, ErrorsNameTheProblem) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only dial")));
     EXPECT_THAT(Dial("virtio-user:" + dir_ + "/nothing:2:5", host_->reactor()).status(),
                 StatusIs(absl::StatusCode::kUnavailable));
+    // A PCI function that does not exist (never a real one on this host).
+    EXPECT_FALSE(Dial("uio:0000:ff:1f.7:2:5", host_->reactor()).ok());
+    EXPECT_FALSE(Listen("vfio:0000:ff:1f.7:any:5", host_->reactor()).ok());
     DialOptions bad;
     bad.notify_mode = "sometimes";
     EXPECT_FALSE(Dial("vhost-user:" + sock + ":3:5", host_->reactor(), bad).ok());
