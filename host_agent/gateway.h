@@ -9,8 +9,7 @@
 // kind. vrpc status codes are gRPC's, so a guest's PERMISSION_DENIED is the
 // gateway client's PERMISSION_DENIED.
 //
-//   grpcurl -unix -plaintext -H 'vrpc-vm: vm1' /run/vrpc/gateway.sock \
-//     vrpc.agent.Agent/SystemInfo
+//   grpcurl -unix -plaintext -H 'vrpc-vm: vm1' /run/vrpc/gateway.sock vrpc.agent.Agent/SystemInfo
 //
 // Errors of its own: INVALID_ARGUMENT without "vrpc-vm", NOT_FOUND for an
 // unknown VM, UNAVAILABLE when the guest cannot be reached.

@@ -1,7 +1,7 @@
 // The vrpc host agent: vhost-user vsock devices for one or more VMs, a
 // directory of their guest agents, and a gRPC gateway to those.
 //
-//   bazel run //host_agent -- --guest-cid 3 --socket /tmp/vm3.vsock --uds-path /tmp/vm3.sock \
+//   bazel run //host_agent -- --guest-cid 3 --socket /tmp/vm3.vsock --uds-path /tmp/vm3.sock
 //       [--gateway /tmp/vrpc-gateway.sock]
 //
 // Logs one line per VM when it is ready, runs until SIGINT or SIGTERM, then
