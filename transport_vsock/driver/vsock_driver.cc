@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
 #include "core/base/status_macros.h"
-#include "transport_vsock/driver/endpoints.h"
 #include "transport_vsock/driver/internal/session.h"
 
 namespace vrpc {
@@ -59,7 +58,8 @@ VsockDriver::VsockDriver(std::unique_ptr<Bus> bus, io::Reactor& reactor,
     : options_(options), bus_(std::move(bus)), reactor_(reactor) {}
 
 VsockDriver::~VsockDriver() {
-  *self_ = nullptr;  // endpoints and posted tasks see the driver gone
+  *self_ = nullptr;  // posted tasks see the driver gone
+  if (node_ != nullptr) node_->SetEndpointHooks(nullptr);
   if (reconnect_timer_ != 0) reactor_.CancelTimer(reconnect_timer_);
   for (io::WatchId w : watches_) reactor_.Unwatch(w);
   SetPoolSlot(nullptr);
@@ -105,10 +105,7 @@ absl::Status VsockDriver::BringUp() {
       config.local_cid = cid;
       config.peer_cid = kCidHost;
       VRPC_ASSIGN_OR_RETURN(node_, VsockNode::Create(config, reactor_, *this));
-      node_->SetIncomingFallback([this](const Event& e) {
-        auto it = listeners_.find(e.port);
-        if (it != listeners_.end()) it->second->AcceptPending();
-      });
+      node_->SetEndpointHooks(this);
     } else if (cid != guest_cid_) {
       VRPC_RETURN_IF_ERROR(node_->engine().SetLocalCid(cid));
     }
@@ -275,7 +272,7 @@ VsockDriver::Progress VsockDriver::ServiceRx() {
   // The whole batch into the engine, then one Flush: one tx publish.
   absl::StatusOr<size_t> n = session_->ReapRx(
       options_.budget, [&](const Header& header, SliceChain payload, uint32_t copied) {
-        if (copied > 0) ChargeCopy(header, copied, /*rx=*/true);
+        node_->ChargeCopy(header, copied, /*rx=*/true);
         node_->engine().OnPacket(header, std::move(payload), now, node_->actions());
       });
   if (!n.ok()) {
@@ -294,7 +291,7 @@ VsockDriver::Progress VsockDriver::ServiceTx() {
   }
   // Queued packets take the freed descriptors.
   if (absl::Status s = session_->FlushTx([this](const Header& h, uint32_t copied) {
-        ChargeCopy(h, copied, /*rx=*/false);
+        node_->ChargeCopy(h, copied, /*rx=*/false);
       });
       !s.ok()) {
     Fail(std::move(s));
@@ -398,7 +395,7 @@ void VsockDriver::SendToPeer(std::vector<Packet>& packets) {
   for (Packet& p : packets) session_->Queue(std::move(p));
   packets.clear();
   absl::Status s = session_->FlushTx(
-      [this](const Header& h, uint32_t copied) { ChargeCopy(h, copied, /*rx=*/false); });
+      [this](const Header& h, uint32_t copied) { node_->ChargeCopy(h, copied, /*rx=*/false); });
   if (!s.ok()) Fail(std::move(s));
 }
 

@@ -5,7 +5,7 @@
 // the host, CID 2) and drives one virtio-vsock device through a Bus
 // (virtio-user today; UIO/VFIO later):
 //
-//   core/transport  <- DriverConnection / DriverListener / DriverConnector
+//   core/transport  <- the node's in-process endpoints (node/inprocess.h)
 //        |                        (endpoints.h)
 //   VsockNode (engine) <-> VsockDriver <-> internal::Session (rx, tx, event
 //        |                                  virtqueues in DMA memory)
@@ -106,11 +106,7 @@ struct VsockDriverStats {
   uint64_t kicks = 0;
 };
 
-class DriverConnection;
-class DriverListener;
-class DriverConnector;
-
-class VsockDriver final : private PacketSink {
+class VsockDriver final : private PacketSink, private EndpointHooks {
  public:
   // Takes ownership of |bus|; does not take ownership of |reactor|, which
   // must outlive the driver. Brings the device up synchronously (on the
@@ -148,10 +144,6 @@ class VsockDriver final : private PacketSink {
   std::string DebugString() const;
 
  private:
-  friend class DriverConnection;
-  friend class DriverListener;
-  friend class DriverConnector;
-
   VsockDriver(std::unique_ptr<Bus> bus, io::Reactor& reactor, const VsockDriverOptions& options);
 
   // Session lifecycle.
@@ -178,10 +170,11 @@ class VsockDriver final : private PacketSink {
 
   // PacketSink: the engine's packets, onto the tx ring.
   void SendToPeer(std::vector<Packet>& packets) override;
-  void ChargeCopy(const Header& header, uint32_t bytes, bool rx);
-  Slice AllocateWriteBuffer(size_t size, uint8_t** data);
-  // AllocateWriteBuffer for any thread, through |pool_slot_|.
-  transport::WriteBufferAllocator write_buffer_allocator() const;
+  // EndpointHooks: tx pool buffers (write_buffer_allocator for any thread,
+  // through |pool_slot_|); connects only while the device is up.
+  absl::Status CanConnect() override;
+  Slice AllocateWriteBuffer(size_t size, uint8_t** data) override;
+  transport::WriteBufferAllocator write_buffer_allocator() override;
   void SetPoolSlot(std::shared_ptr<internal::TxPool> pool);
   void PostToSelf(void (*fn)(VsockDriver&));
   void CollectStats();
@@ -213,9 +206,6 @@ class VsockDriver final : private PacketSink {
   absl::Time session_started_at_ = absl::InfinitePast();
   absl::Time session_lost_at_ = absl::InfinitePast();
   VsockDriverStats stats_;  // totals of ended sessions + driver counters
-  absl::flat_hash_map<uint32_t, DriverListener*> listeners_;
-  // Connections by (local port, peer port), to charge copies to them.
-  absl::flat_hash_map<uint64_t, DriverConnection*> by_ports_;
   // What endpoints and posted tasks hold: points at this driver until it
   // dies.
   std::shared_ptr<VsockDriver*> self_ = std::make_shared<VsockDriver*>(this);

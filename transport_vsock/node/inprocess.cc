@@ -154,6 +154,17 @@ void InProcessConnection::Close() {
   h->Flush();
 }
 
+Slice InProcessConnection::AllocateWriteBuffer(size_t size, uint8_t** data) {
+  VsockNode* h = node();
+  if (h == nullptr || h->hooks() == nullptr) return Slice::Allocate(size, data);
+  return h->hooks()->AllocateWriteBuffer(size, data);
+}
+
+transport::WriteBufferAllocator InProcessConnection::write_buffer_allocator() {
+  VsockNode* h = node();
+  return h == nullptr || h->hooks() == nullptr ? nullptr : h->hooks()->write_buffer_allocator();
+}
+
 transport::CreditInfo InProcessConnection::credit() const {
   transport::CreditInfo out;
   VsockNode* h = node();
@@ -182,7 +193,7 @@ transport::ConnectionStats InProcessConnection::stats() const {
     }
   }
   out.rx_bytes_copied = engine_copied + transport_copied_;
-  out.tx_bytes_copied = 0;  // Write() passes Slices on; the transport puts them on the medium
+  out.tx_bytes_copied = tx_copied_;  // what the transport charged (ChargeCopy)
   return out;
 }
 
@@ -243,6 +254,9 @@ InProcessConnector::InProcessConnector(std::shared_ptr<VsockNode*> node, uint32_
 absl::StatusOr<std::unique_ptr<transport::Connection>> InProcessConnector::Connect() {
   VsockNode* h = *node_;
   if (h == nullptr) return NodeGone();
+  if (h->hooks() != nullptr) {
+    if (absl::Status s = h->hooks()->CanConnect(); !s.ok()) return s;
+  }
   absl::StatusOr<ConnId> id =
       h->engine().Connect(peer_port_, SocketType::kStream, h->reactor().Now(), h->actions());
   if (!id.ok()) return id.status();

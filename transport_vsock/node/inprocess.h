@@ -15,6 +15,9 @@
 // Lifetime: objects hold a handle on their VsockNode that goes null when the
 // node dies; then calls fail with kUnavailable (no event is delivered). All
 // calls on the node's reactor thread.
+//
+// The transport under the node shapes them through its EndpointHooks:
+// where write buffers come from, and whether Connect() may open now.
 #ifndef VRPC_TRANSPORT_VSOCK_NODE_INPROCESS_H_
 #define VRPC_TRANSPORT_VSOCK_NODE_INPROCESS_H_
 
@@ -45,14 +48,17 @@ class InProcessConnection final : public transport::Connection, private VsockNod
   absl::StatusOr<SliceChain> Read(size_t max) override;
   bool AtEof() const override;
   absl::StatusOr<size_t> Write(SliceChain& data) override;
+  Slice AllocateWriteBuffer(size_t size, uint8_t** data) override;
+  transport::WriteBufferAllocator write_buffer_allocator() override;
   absl::Status ShutdownWrite() override;
   void Close() override;
   transport::CreditInfo credit() const override;
   transport::ConnectionStats stats() const override;
   std::string peer_address() const override;
 
-  // Transport copies charged by VsockNode::OnPacket.
+  // Transport copies charged by VsockNode::ChargeCopy.
   void AddCopied(uint32_t bytes) { transport_copied_ += bytes; }
+  void AddTxCopied(uint32_t bytes) { tx_copied_ += bytes; }
   static uint64_t PortKey(uint32_t local_port, uint32_t peer_port) {
     return (uint64_t{local_port} << 32) | peer_port;
   }
@@ -78,6 +84,7 @@ class InProcessConnection final : public transport::Connection, private VsockNod
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
   uint64_t transport_copied_ = 0;
+  uint64_t tx_copied_ = 0;
   uint64_t engine_copied_ = 0;  // last known, kept after the engine forgets
   // Shared so that a handler that destroys the connection does not destroy
   // itself while running.

@@ -24,11 +24,20 @@ VsockNode::~VsockNode() {
   if (timer_ != 0) reactor_.CancelTimer(timer_);
 }
 
-void VsockNode::OnPacket(const Header& header, SliceChain payload, uint32_t copied_bytes) {
-  if (copied_bytes > 0) {
-    auto it = by_ports_.find(InProcessConnection::PortKey(header.dst_port, header.src_port));
-    if (it != by_ports_.end()) it->second->AddCopied(copied_bytes);
+void VsockNode::ChargeCopy(const Header& header, uint32_t bytes, bool rx) {
+  if (bytes == 0) return;
+  auto it = by_ports_.find(rx ? InProcessConnection::PortKey(header.dst_port, header.src_port)
+                              : InProcessConnection::PortKey(header.src_port, header.dst_port));
+  if (it == by_ports_.end()) return;
+  if (rx) {
+    it->second->AddCopied(bytes);
+  } else {
+    it->second->AddTxCopied(bytes);
   }
+}
+
+void VsockNode::OnPacket(const Header& header, SliceChain payload, uint32_t copied_bytes) {
+  ChargeCopy(header, copied_bytes, /*rx=*/true);
   engine_->OnPacket(header, std::move(payload), reactor_.Now(), actions_);
   Flush();
 }

@@ -51,6 +51,21 @@ class PacketSink {
 class InProcessConnection;
 class InProcessListener;
 
+// What the transport under a node adds to its in-process endpoints (the
+// guest driver: its tx pool, and no connects while its device is down).
+// Defaults: heap buffers, connects always allowed.
+class EndpointHooks {
+ public:
+  virtual ~EndpointHooks() = default;
+  // OK, or why Connect() must fail now (kUnavailable).
+  virtual absl::Status CanConnect() { return absl::OkStatus(); }
+  // Connection::AllocateWriteBuffer and write_buffer_allocator.
+  virtual Slice AllocateWriteBuffer(size_t size, uint8_t** data) {
+    return Slice::Allocate(size, data);
+  }
+  virtual transport::WriteBufferAllocator write_buffer_allocator() { return nullptr; }
+};
+
 class VsockNode {
  public:
   // Something that owns engine connections and wants their events.
@@ -80,6 +95,12 @@ class VsockNode {
   // The transport under the engine went away: every connection ends
   // (kClosed UNAVAILABLE for in-process ones). Listeners stay.
   void OnTransportReset(const absl::Status& why);
+  // Charges |bytes| the transport copied of a packet (rx: one it received,
+  // else one it sent) to the in-process connection it belongs to.
+  void ChargeCopy(const Header& header, uint32_t bytes, bool rx);
+  // Not owned; must outlive the node (or be reset to null first).
+  void SetEndpointHooks(EndpointHooks* hooks) { hooks_ = hooks; }
+  EndpointHooks* hooks() const { return hooks_; }
 
   // ---- In-process endpoints (inprocess.h) ----
 
@@ -132,6 +153,7 @@ class VsockNode {
   absl::flat_hash_map<uint64_t, InProcessConnection*> by_ports_;
   std::function<void(const Event&)> incoming_;
   std::function<void()> after_flush_;
+  EndpointHooks* hooks_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // What in-process endpoints hold: points at this node until it dies.
   std::shared_ptr<VsockNode*> self_ = std::make_shared<VsockNode*>(this);
