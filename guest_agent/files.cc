@@ -218,7 +218,7 @@ absl::Status AgentService::List(rpc::ServerContext* context, const agent::ListRe
   if (dfd.get() < 0) return Errno(errno, absl::StrCat("cannot open ", request->path()));
   DIR* dir = ::fdopendir(dfd.get());
   if (dir == nullptr) return Errno(errno, "fdopendir");
-  dfd.Release();  // the DIR owns it
+  (void)dfd.Release();  // the DIR owns it
   std::vector<agent::FileInfo> entries;
   bool truncated = false;
   while (struct dirent* e = ::readdir(dir)) {

@@ -132,11 +132,6 @@ struct SharedGuest {
 class KernelVsockRpcE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // As host_agent/main.cc does: the device's hybrid-socket bridge
-    // (transport_vsock/device/vsock_host.cc, FlushToSocket) writes with
-    // writev(2), so a host client that closes while the guest still sends
-    // (an AgentClient going away) would kill this process with SIGPIPE.
-    ::signal(SIGPIPE, SIG_IGN);
     shared_ = new SharedGuest;
     shared_->boot = shared_->Start();
   }

@@ -252,6 +252,10 @@ absl::StatusOr<std::unique_ptr<DriverThread>> DriverThread::Start(
 }
 
 DriverThread::~DriverThread() {
+  if (!thread_.joinable()) {  // Start failed before the loop ran
+    driver_.reset();
+    return;
+  }
   Call([this] { driver_.reset(); });
   reactor_->Stop();
   thread_.join();

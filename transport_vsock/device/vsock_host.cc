@@ -26,7 +26,7 @@ constexpr size_t kSocketChunk = 64 * 1024;
 // Bytes taken from the engine per read, and the most kept waiting for the
 // socket.
 constexpr size_t kEngineChunk = 256 * 1024;
-// iovecs per writev.
+// iovecs per sendmsg.
 constexpr int kMaxIov = 64;
 
 absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
@@ -229,7 +229,12 @@ void VsockHost::Bridge::FlushToSocket() {
       if (count == kMaxIov) break;
       iov[count++] = {const_cast<uint8_t*>(s.data()), s.size()};
     }
-    const ssize_t n = ::writev(fd_.get(), iov, count);
+    // sendmsg with MSG_NOSIGNAL, not writev: a host client that went away
+    // must be an EPIPE here, not a SIGPIPE for whatever process embeds us.
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     if (n < 0) return Finish();  // the host client went away

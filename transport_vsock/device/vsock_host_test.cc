@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -268,6 +269,27 @@ TEST_F(VsockHostTest, SlowHostReaderGetsEverything) {
   }
   EXPECT_EQ(got.size(), data.size());
   EXPECT_TRUE(got == data);
+}
+
+// A host client that leaves while the guest still sends must not take the
+// process with it: the bridge's write gets EPIPE, never SIGPIPE (this test
+// keeps SIGPIPE's default action, which would kill it).
+TEST_F(VsockHostTest, HostClientGoneMidStreamIsNoSignal) {
+  ASSERT_EQ(::signal(SIGPIPE, SIG_DFL), SIG_DFL) << "something ignores SIGPIPE already";
+  UniqueFd server = ListenOn(5000);
+  VRPC_ASSERT_OK_AND_ASSIGN(ConnId g, guest_->Connect(5000, SocketType::kStream,
+                                                     reactor_.Now(), guest_out_));
+  Settle();
+  UniqueFd conn(::accept4(server.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  ASSERT_TRUE(conn.valid());
+  conn.Reset();  // the host side goes away
+  SliceChain out(Slice::Copy(Pattern(1 << 20, 9)));
+  for (int i = 0; i < 20 && !out.empty(); ++i) {
+    (void)guest_->Send(g, out, reactor_.Now(), guest_out_);
+    Settle();
+  }
+  EXPECT_TRUE(GuestHas(g, EventType::kClosed));
+  EXPECT_EQ(host_->bridge_count(), 0u);
 }
 
 TEST_F(VsockHostTest, TransportResetClosesEverySocket) {
