@@ -76,6 +76,7 @@ const char* AddressKindName(Address::Kind kind) {
     case Address::Kind::kLoopback: return "loopback";
     case Address::Kind::kUio: return "uio";
     case Address::Kind::kVfio: return "vfio";
+    case Address::Kind::kVsockSeqpacket: return "vsock-seqpacket";
   }
   return "?";
 }
@@ -103,11 +104,11 @@ absl::StatusOr<Address> ParseAddress(absl::string_view text) {
     a.port = *port;
     return a;
   }
-  if (scheme == "vsock") {
-    a.kind = Address::Kind::kVsock;
+  if (scheme == "vsock" || scheme == "vsock-seqpacket") {
+    a.kind = scheme == "vsock" ? Address::Kind::kVsock : Address::Kind::kVsockSeqpacket;
     size_t sep = rest.find(':');
     if (sep == absl::string_view::npos || sep != rest.rfind(':')) {
-      return Invalid(text, "expected vsock:CID:PORT");
+      return Invalid(text, absl::StrCat("expected ", scheme, ":CID:PORT"));
     }
     f = {rest.substr(0, sep), rest.substr(sep + 1)};
   } else if (scheme == "hvsock") {
@@ -125,10 +126,10 @@ absl::StatusOr<Address> ParseAddress(absl::string_view text) {
     }
   } else {
     return Invalid(text, absl::StrCat("unknown scheme \"", scheme,
-                                      "\" (unix, vsock, hvsock, virtio-user, vhost-user, "
-                                      "uio, vfio, loopback)"));
+                                      "\" (unix, vsock, vsock-seqpacket, hvsock, virtio-user, "
+                                      "vhost-user, uio, vfio, loopback)"));
   }
-  if (a.kind != Address::Kind::kVsock) {
+  if (a.kind != Address::Kind::kVsock && a.kind != Address::Kind::kVsockSeqpacket) {
     if (absl::Status s = CheckPath(text, path); !s.ok()) return s;
     a.path = std::string(path);
   }
@@ -147,7 +148,9 @@ std::string FormatAddress(const Address& a) {
   switch (a.kind) {
     case Address::Kind::kUnix: return absl::StrCat("unix:", a.path);
     case Address::Kind::kLoopback: return absl::StrCat("loopback:", a.port);
-    case Address::Kind::kVsock: return absl::StrCat("vsock:", a.cid, ":", a.port);
+    case Address::Kind::kVsock:
+    case Address::Kind::kVsockSeqpacket:
+      return absl::StrCat(AddressKindName(a.kind), ":", a.cid, ":", a.port);
     case Address::Kind::kHvsock: return absl::StrCat("hvsock:", a.path, ":", a.port);
     case Address::Kind::kVirtioUser:
     case Address::Kind::kVhostUser:

@@ -6,6 +6,9 @@
 //   unix:PATH                          AF_UNIX stream socket
 //   vsock:CID:PORT                     kernel AF_VSOCK; CID may be a number or
 //                                      any | hypervisor | local | host
+//   vsock-seqpacket:CID:PORT           kernel AF_VSOCK SOCK_SEQPACKET (still a
+//                                      byte stream to the RPC layer); CIDs
+//                                      as for vsock:
 //   hvsock:UDS_PATH:PORT               hybrid vsock: the Unix socket a VMM
 //                                      (Firecracker, cloud-hypervisor, the
 //                                      vrpc host agent) exposes, plus the
@@ -46,11 +49,21 @@ inline constexpr uint64_t kCidLocal = 1;
 inline constexpr uint64_t kCidHost = 2;
 
 struct Address {
-  enum class Kind { kUnix, kVsock, kHvsock, kVirtioUser, kVhostUser, kLoopback, kUio, kVfio };
+  enum class Kind {
+    kUnix,
+    kVsock,
+    kHvsock,
+    kVirtioUser,
+    kVhostUser,
+    kLoopback,
+    kUio,
+    kVfio,
+    kVsockSeqpacket,
+  };
 
   Kind kind = Kind::kLoopback;
   std::string path;   // unix, hvsock, virtio-user, vhost-user; uio/vfio: PCI address
-  uint64_t cid = 0;   // vsock, virtio-user, vhost-user
+  uint64_t cid = 0;   // vsock, vsock-seqpacket, virtio-user, vhost-user, uio, vfio
   uint32_t port = 0;  // all but unix
 
   bool operator==(const Address& o) const {
@@ -58,7 +71,7 @@ struct Address {
   }
 };
 
-// The scheme name of |kind| ("unix", "vsock", ...).
+// The scheme name of |kind| ("unix", "vsock", "vsock-seqpacket", ...).
 const char* AddressKindName(Address::Kind kind);
 
 // Parses |text|. kInvalidArgument names what is wrong: unknown scheme,

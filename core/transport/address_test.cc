@@ -25,6 +25,12 @@ TEST(AddressTest, ParsesEveryScheme) {
   EXPECT_EQ(v.cid, 3u);
   EXPECT_EQ(v.port, 5000u);
 
+  Address sp = Parsed("vsock-seqpacket:3:5000");
+  EXPECT_EQ(sp.kind, Address::Kind::kVsockSeqpacket);
+  EXPECT_EQ(sp.cid, 3u);
+  EXPECT_EQ(sp.port, 5000u);
+  EXPECT_TRUE(sp.path.empty());
+
   Address h = Parsed("hvsock:/tmp/vm3.sock:1024");
   EXPECT_EQ(h.kind, Address::Kind::kHvsock);
   EXPECT_EQ(h.path, "/tmp/vm3.sock");
@@ -61,6 +67,19 @@ TEST(AddressTest, CidKeywords) {
   EXPECT_EQ(Parsed("vsock:host:1").cid, kCidHost);
   EXPECT_EQ(Parsed("virtio-user:/s:any:9").cid, kCidAny);
   EXPECT_EQ(Parsed("vsock:4294967295:1").cid, kCidAny);
+  EXPECT_EQ(Parsed("vsock-seqpacket:any:1").cid, kCidAny);
+  EXPECT_EQ(Parsed("vsock-seqpacket:hypervisor:1").cid, kCidHypervisor);
+  EXPECT_EQ(Parsed("vsock-seqpacket:local:1").cid, kCidLocal);
+  EXPECT_EQ(Parsed("vsock-seqpacket:host:1").cid, kCidHost);
+}
+
+TEST(AddressTest, SeqpacketIsItsOwnKind) {
+  EXPECT_STREQ(AddressKindName(Address::Kind::kVsockSeqpacket), "vsock-seqpacket");
+  EXPECT_FALSE(Parsed("vsock-seqpacket:3:5") == Parsed("vsock:3:5"));
+  absl::StatusOr<Address> bad = ParseAddress("vsock-seqpacket:3");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("expected vsock-seqpacket:CID:PORT"), std::string::npos)
+      << bad.status();
 }
 
 TEST(AddressTest, PathsMayHoldColons) {
@@ -89,6 +108,13 @@ TEST(AddressTest, RejectsMalformed) {
            "vsock:4294967296:5",
            "vsock:3:4294967296",
            "vsock:3:+5",
+           "vsock-seqpacket:3",
+           "vsock-seqpacket::5",
+           "vsock-seqpacket:3:5:6",
+           "vsock-seqpacket:x:5",
+           "vsock-seqpacket:4294967296:5",
+           "vsock-seqpacket:3:-1",
+           "vsock-seq:3:5",
            "hvsock:/tmp/a",
            "hvsock::5",
            "hvsock:/tmp/a:port",
@@ -115,12 +141,14 @@ TEST(AddressTest, FormatRoundTrips) {
   for (const char* text : {"unix:/run/a.sock", "vsock:3:5000", "vsock:4294967295:1",
                            "hvsock:/tmp/v.sock:1024", "virtio-user:/tmp/v:2:5000",
                            "vhost-user:/tmp/v:3:5000", "uio:0000:00:04.0:3:1024",
-                           "vfio:0000:00:04.0:2:5", "loopback:9"}) {
+                           "vfio:0000:00:04.0:2:5", "loopback:9",
+                           "vsock-seqpacket:1:1024", "vsock-seqpacket:4294967295:7"}) {
     Address a = Parsed(text);
     EXPECT_EQ(FormatAddress(a), text);
     EXPECT_EQ(Parsed(FormatAddress(a)), a);
   }
   EXPECT_EQ(FormatAddress(Parsed("vsock:host:5")), "vsock:2:5");
+  EXPECT_EQ(FormatAddress(Parsed("vsock-seqpacket:local:5")), "vsock-seqpacket:1:5");
 }
 
 }  // namespace

@@ -182,6 +182,7 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> Listen(absl::string_view te
                 "vsock: inside the guest"));
     case Address::Kind::kUnix:
     case Address::Kind::kVsock:
+    case Address::Kind::kVsockSeqpacket:
       return kernel::ListenKernel(*address, reactor);
   }
   return absl::InvalidArgumentError(absl::StrCat(text, ": unknown address kind"));
@@ -216,6 +217,7 @@ absl::StatusOr<std::unique_ptr<transport::Connector>> Dial(absl::string_view tex
     }
     case Address::Kind::kUnix:
     case Address::Kind::kVsock:
+    case Address::Kind::kVsockSeqpacket:
     case Address::Kind::kHvsock:
       return kernel::KernelConnector(*address, reactor);
   }
