@@ -30,11 +30,17 @@ absl::StatusOr<SockAddr> SocketAddressOf(const Address& address) {
     case Address::Kind::kHvsock:
       return internal::UnixAddress(address.path);
     case Address::Kind::kVsock:
+    case Address::Kind::kVsockSeqpacket:
       return internal::VsockAddress(static_cast<uint32_t>(address.cid), address.port);
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          transport::FormatAddress(address), ": not a kernel socket address (unix, vsock, hvsock)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(transport::FormatAddress(address),
+                       ": not a kernel socket address (unix, vsock, vsock-seqpacket, hvsock)"));
   }
+}
+
+int SocketTypeOf(const Address& address) {
+  return address.kind == Address::Kind::kVsockSeqpacket ? SOCK_SEQPACKET : SOCK_STREAM;
 }
 
 class KernelSocketConnector final : public transport::Connector {
@@ -51,7 +57,7 @@ class KernelSocketConnector final : public transport::Connector {
   std::string address() const override { return text_; }
 
   absl::StatusOr<std::unique_ptr<transport::Connection>> Connect() override {
-    absl::StatusOr<UniqueFd> fd = internal::NewStreamSocket(to_.family());
+    absl::StatusOr<UniqueFd> fd = internal::NewSocket(to_.family(), SocketTypeOf(address_));
     if (!fd.ok()) return fd.status();
     std::optional<uint32_t> hybrid_port;
     if (address_.kind == Address::Kind::kHvsock) hybrid_port = address_.port;
@@ -82,7 +88,7 @@ absl::StatusOr<std::unique_ptr<transport::Listener>> ListenKernel(const Address&
   absl::StatusOr<SockAddr> addr = SocketAddressOf(address);
   if (!addr.ok()) return addr.status();
   absl::StatusOr<std::unique_ptr<internal::SocketListener>> l =
-      internal::SocketListener::Create(*addr, reactor, options);
+      internal::SocketListener::Create(*addr, SocketTypeOf(address), reactor, options);
   if (!l.ok()) return l.status();
   return std::unique_ptr<transport::Listener>(*std::move(l));
 }
@@ -99,8 +105,9 @@ absl::StatusOr<std::unique_ptr<transport::Connection>> AdoptConnectedSocket(
     UniqueFd fd, io::Reactor& reactor, const KernelOptions& options) {
   int type = 0;
   socklen_t len = sizeof(type);
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
-    return absl::InvalidArgumentError("not a stream socket");
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+      (type != SOCK_STREAM && type != SOCK_SEQPACKET)) {
+    return absl::InvalidArgumentError("not a stream or seqpacket socket");
   }
   sockaddr_storage peer{};
   len = sizeof(peer);

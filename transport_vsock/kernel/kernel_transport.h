@@ -1,11 +1,13 @@
 // File: transport_vsock/kernel/kernel_transport.h
 //
 // The kernel socket transport: core/transport endpoints over the kernel's
-// stream sockets, driven by an io::Reactor's fd readiness.
+// stream and seqpacket sockets, driven by an io::Reactor's fd readiness.
 //
-//   address kind  ListenKernel                 KernelConnector
-//   kUnix         AF_UNIX, bind + listen       AF_UNIX connect
-//   kVsock        AF_VSOCK, bind + listen      AF_VSOCK connect (CID:PORT)
+//   address kind     ListenKernel                 KernelConnector
+//   kUnix            AF_UNIX, bind + listen       AF_UNIX connect
+//   kVsock           AF_VSOCK, bind + listen      AF_VSOCK connect (CID:PORT)
+//   kVsockSeqpacket  AF_VSOCK SOCK_SEQPACKET, as kVsock; still a byte stream
+//                    to the application (records in order, concatenated)
 //   kHvsock       kUnimplemented               AF_UNIX connect to the VMM's
 //                                              socket, "CONNECT <port>\n",
 //                                              one "OK <n>\n" line back
@@ -36,33 +38,36 @@
 namespace vrpc {
 namespace kernel {
 
-// Listens at |address| (kUnix or kVsock). A Unix path that holds a stale
+// Listens at |address| (kUnix, kVsock or kVsockSeqpacket). A Unix path that holds a stale
 // socket (nobody listening) is replaced; the listener removes its socket
 // file when destroyed. Does not take ownership of |reactor|, which must
 // outlive the listener and its connections.
 // Errors: kUnimplemented for kHvsock (connect-only: a host serves guest
 // connections to port P on the Unix socket "<uds>_P", i.e. unix:<uds>_P);
-// kInvalidArgument for other kinds; kAlreadyExists when the address is in
+// kInvalidArgument for other kinds; kUnimplemented for kVsockSeqpacket on a
+// kernel without vsock SEQPACKET; kAlreadyExists when the address is in
 // use or a non-socket file is at the path; kResourceExhausted when out of
 // fds; bind/listen errors as absl::ErrnoToStatus.
 absl::StatusOr<std::unique_ptr<transport::Listener>> ListenKernel(
     const transport::Address& address, io::Reactor& reactor, const KernelOptions& options = {});
 
-// A connector to |address| (kUnix, kVsock or kHvsock). Nothing is opened
-// until Connect(); each Connect() starts one connection in kConnecting that
-// reports kConnected, or kClosed (UNAVAILABLE: refused, no listener, reset,
-// a hybrid reply other than "OK <n>"; DEADLINE_EXCEEDED: connect_timeout)
-// on a later reactor turn. Connect() itself fails only locally
-// (kResourceExhausted: out of fds). Does not take ownership of |reactor|.
+// A connector to |address| (kUnix, kVsock, kVsockSeqpacket or kHvsock).
+// Nothing is opened until Connect(); each Connect() starts one connection in
+// kConnecting that reports kConnected, or kClosed (UNAVAILABLE: refused, no
+// listener, reset, a hybrid reply other than "OK <n>"; DEADLINE_EXCEEDED:
+// connect_timeout; UNIMPLEMENTED: the vsock transport to that CID carries
+// no SEQPACKET) on a later reactor turn. Connect() itself fails only
+// locally (kResourceExhausted: out of fds; kUnimplemented: no vsock
+// SEQPACKET in this kernel). Does not take ownership of |reactor|.
 // Errors: kInvalidArgument for other kinds.
 absl::StatusOr<std::unique_ptr<transport::Connector>> KernelConnector(
     const transport::Address& address, io::Reactor& reactor, const KernelOptions& options = {});
 
-// An open Connection over |fd|, a connected SOCK_STREAM socket (Unix or
-// vsock; e.g. one end of a socketpair, or a socket accepted elsewhere).
-// Takes ownership of |fd| and makes it non-blocking. Does not take
-// ownership of |reactor|. kInvalidArgument if |fd| is not a connected
-// stream socket.
+// An open Connection over |fd|, a connected SOCK_STREAM or SOCK_SEQPACKET
+// socket (Unix or vsock; e.g. one end of a socketpair, or a socket accepted
+// elsewhere). Takes ownership of |fd| and makes it non-blocking. Does not
+// take ownership of |reactor|. kInvalidArgument if |fd| is not a connected
+// stream or seqpacket socket.
 absl::StatusOr<std::unique_ptr<transport::Connection>> AdoptConnectedSocket(
     UniqueFd fd, io::Reactor& reactor, const KernelOptions& options = {});
 

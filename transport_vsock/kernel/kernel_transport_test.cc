@@ -415,11 +415,39 @@ TEST_F(KernelTransportTest, AdoptsASocketpair) {
   for (int i = 0; i < 1000 && server_.Count(E::kPeerShutdown) == 0; ++i) reactor_.RunUntilIdle();
   EXPECT_EQ(server_.received, 300000u);
   EXPECT_EQ(server_.mismatches, 0u);
+  int dgram[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, dgram), 0);
+  ::close(dgram[1]);
+  EXPECT_THAT(AdoptConnectedSocket(UniqueFd(dgram[0]), reactor_),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   int not_socket[2];
   ASSERT_EQ(::pipe(not_socket), 0);
   ::close(not_socket[1]);
   EXPECT_THAT(AdoptConnectedSocket(UniqueFd(not_socket[0]), reactor_),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(KernelTransportTest, AdoptsASeqpacketSocketpair) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  VRPC_ASSERT_OK_AND_ASSIGN(auto a, AdoptConnectedSocket(UniqueFd(sv[0]), reactor_));
+  VRPC_ASSERT_OK_AND_ASSIGN(auto b, AdoptConnectedSocket(UniqueFd(sv[1]), reactor_));
+  client_.Attach(std::move(a));
+  server_.Attach(std::move(b));
+  client_.to_send = 300000;
+  client_.shutdown_when_sent = true;
+  client_.Pump();
+  for (int i = 0; i < 1000 && server_.Count(E::kPeerShutdown) == 0; ++i) reactor_.RunUntilIdle();
+  EXPECT_EQ(server_.received, 300000u);
+  EXPECT_EQ(server_.mismatches, 0u);
+}
+
+TEST_F(KernelTransportTest, SeqpacketVsockConnectorOpensNothingUntilConnect) {
+  // Only the connector: Connect() would open an AF_VSOCK socket, which
+  // never happens on the host (tests/kernel runs it in a guest).
+  VRPC_ASSERT_OK_AND_ASSIGN(auto connector,
+                            KernelConnector(Parse("vsock-seqpacket:local:1024"), reactor_));
+  EXPECT_EQ(connector->address(), "vsock-seqpacket:1:1024");
 }
 
 }  // namespace

@@ -47,6 +47,26 @@ uint32_t VsockBufferSize(int fd) {
   return static_cast<uint32_t>(std::min<uint64_t>(size, UINT32_MAX));
 }
 
+// Seqpacket receive room when the kernel cannot peek a record's length:
+// AF_VSOCK refuses records longer than the receiver's buffer size
+// (EMSGSIZE at the sender), so that, capped; AF_UNIX peeks on every kernel.
+constexpr size_t kDefaultMaxRecordIn = 256 * 1024;
+
+// Consecutive empty records read in one go before yielding to the reactor.
+constexpr int kMaxEmptyRecords = 1024;
+
+// The peer shut down its sending side (or is gone): a recv(2) of 0 on a
+// seqpacket socket is then the end of the stream, not an empty record.
+bool ReadSideShutDown(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+bool WritableNow(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
+}
+
 }  // namespace
 
 SocketConnection::SocketConnection(UniqueFd fd, io::Reactor& reactor,
@@ -56,7 +76,17 @@ SocketConnection::SocketConnection(UniqueFd fd, io::Reactor& reactor,
       fd_(std::move(fd)),
       rx_(std::max(options.rx_buffer_bytes, kMaxHybridReplyLine), options.rx_chunk_bytes) {
   vsock_ = SocketFamily(fd_.get()) == AF_VSOCK;
+  seqpacket_ = SocketType(fd_.get()) == SOCK_SEQPACKET;
   if (vsock_) local_buf_alloc_ = VsockBufferSize(fd_.get());
+  max_record_in_ = kDefaultMaxRecordIn;
+  if (vsock_ && local_buf_alloc_ > 0) {
+    max_record_in_ = std::min<size_t>(local_buf_alloc_, RxBuffer::kMaxRecordBytes);
+  }
+}
+
+void SocketConnection::DisableRecordPeekForTesting(size_t max_record_in) {
+  rx_.DisableRecordPeek();
+  max_record_in_ = max_record_in;
 }
 
 std::unique_ptr<SocketConnection> SocketConnection::Open(UniqueFd fd, io::Reactor& reactor,
@@ -243,6 +273,12 @@ void SocketConnection::OnOpenReady(uint32_t revents) {
     if (r.err != 0) {
       return Fail(SocketErrorStatus(r.err, absl::StrCat("recv from ", peer_address_)));
     }
+    if (r.truncated != 0) {
+      return Fail(absl::DataLossError(absl::StrCat(
+          "recv from ", peer_address_, ": a record of ", r.truncated,
+          " bytes does not fit the receive room (", max_record_in_, " bytes, at most ",
+          RxBuffer::kMaxRecordBytes, "); the byte stream is broken")));
+    }
   }
   if (revents & POLLERR) {
     if (const int err = PendingSocketError(fd_.get()); err != 0) {
@@ -257,10 +293,27 @@ void SocketConnection::OnOpenReady(uint32_t revents) {
   MaybeFinishOrderly();
 }
 
+ssize_t SocketConnection::RecvSome(size_t* truncated) {
+  if (!seqpacket_) return rx_.RecvOnce(fd_.get());
+  for (int empty = 0; empty < kMaxEmptyRecords; ++empty) {
+    const RxBuffer::RecordResult rec = rx_.RecvRecord(fd_.get(), max_record_in_);
+    if (rec.truncated) {
+      *truncated = rec.record_len;
+      return -1;
+    }
+    // recv(2) says 0 both at the end of the stream and for an empty record
+    // (which carries no bytes of the stream: skip it).
+    if (rec.n != 0 || ReadSideShutDown(fd_.get())) return rec.n;
+  }
+  errno = EAGAIN;  // more empty records: on a later turn
+  return -1;
+}
+
 SocketConnection::ReadResult SocketConnection::ReadSocket() {
   ReadResult r;
   while (!rx_.full() && !peer_eof_) {
-    const ssize_t n = rx_.RecvOnce(fd_.get());
+    const ssize_t n = RecvSome(&r.truncated);
+    if (r.truncated != 0) break;
     if (n > 0) {
       r.got += static_cast<size_t>(n);
       continue;
@@ -415,28 +468,52 @@ absl::Status SocketConnection::WriteState() const {
   return absl::OkStatus();
 }
 
+ssize_t SocketConnection::SendSome(const SliceChain& data) {
+  const size_t max_bytes = seqpacket_ ? record_out_ : SIZE_MAX;
+  iovec iov[kMaxIov];
+  size_t n_iov = 0, bytes = 0;
+  for (const Slice& s : data.slices()) {
+    if (n_iov == kMaxIov || bytes == max_bytes) break;
+    const size_t take = std::min(s.size(), max_bytes - bytes);
+    iov[n_iov++] = iovec{const_cast<uint8_t*>(s.data()), take};
+    bytes += take;
+  }
+  // A non-blocking vsock SEQPACKET send that runs out of the peer's credit
+  // part way sends a prefix of the record and says EAGAIN, not how much
+  // went out. With no room at all it sends nothing: so send only when
+  // POLLOUT says there is room, and take an EAGAIN after that as a cut
+  // record (the caller fails the connection).
+  if (seqpacket_ && vsock_ && !WritableNow(fd_.get())) {
+    errno = EAGAIN;
+    return -1;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n_iov;
+  const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && seqpacket_ && vsock_ && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    errno = EBADMSG;  // a partial record may be on the wire
+  }
+  return n;
+}
+
 absl::StatusOr<size_t> SocketConnection::Write(SliceChain& data) {
   if (absl::Status s = WriteState(); !s.ok()) return s;
   if (write_shut_) return absl::FailedPreconditionError("write side shut down");
   if (peer_gone_) return absl::UnavailableError("the peer no longer receives");
   size_t sent = 0;
   while (!data.empty() && !tx_blocked_) {
-    iovec iov[kMaxIov];
-    size_t n_iov = 0;
-    for (const Slice& s : data.slices()) {
-      if (n_iov == kMaxIov) break;
-      iov[n_iov++] = iovec{const_cast<uint8_t*>(s.data()), s.size()};
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = n_iov;
-    const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = SendSome(data);
     if (n > 0) {
       data.RemovePrefix(static_cast<size_t>(n));
       sent += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EMSGSIZE && seqpacket_ && record_out_ > 1) {
+      record_out_ /= 2;  // the socket takes smaller records only
+      continue;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       tx_blocked_ = true;
       blocked_since_ = reactor_.Now();
@@ -447,6 +524,11 @@ absl::StatusOr<size_t> SocketConnection::Write(SliceChain& data) {
     if (err == EPIPE) {
       peer_gone_ = true;
       MaybeFinishOrderly();
+    } else if (err == EBADMSG) {
+      Fail(absl::DataLossError(absl::StrCat(
+          "send to ", peer_address_,
+          ": the kernel ran out of the peer's credit in the middle of a SOCK_SEQPACKET "
+          "record and did not say how much of it went out; the byte stream is broken")));
     } else {
       Fail(SocketErrorStatus(err, absl::StrCat("send to ", peer_address_)));
     }

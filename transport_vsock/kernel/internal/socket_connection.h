@@ -1,9 +1,16 @@
 // File: transport_vsock/kernel/internal/socket_connection.h
 //
 // SocketConnection: transport::Connection over one non-blocking kernel
-// stream socket (AF_UNIX or AF_VSOCK), driven by the readiness of its fd on
-// an io::Reactor. See docs/transports.md, "Kernel sockets", for how the
-// kernel's view maps onto the Connection events.
+// socket (AF_UNIX or AF_VSOCK; SOCK_STREAM or SOCK_SEQPACKET), driven by the
+// readiness of its fd on an io::Reactor. See docs/transports.md, "Kernel
+// sockets", for how the kernel's view maps onto the Connection events.
+//
+// SOCK_SEQPACKET is still a byte stream to the application: records are
+// read whole (RxBuffer::RecvRecord) and concatenated in order; Write()
+// sends records of at most kMaxRecordOut bytes (halved on EMSGSIZE). A
+// record that does not fit the receive room, or a vsock send that the
+// kernel may have cut short (EAGAIN after POLLOUT), ends the connection
+// with DATA_LOSS: bytes are never silently dropped or duplicated.
 //
 //   connecting  connect(2) in flight (POLLOUT, then SO_ERROR); a full Unix
 //               backlog (EAGAIN) is retried every 10 ms; for hybrid vsock,
@@ -86,6 +93,14 @@ class SocketConnection final : public transport::Connection {
   transport::ConnectionStats stats() const override;
   std::string peer_address() const override { return peer_address_; }
 
+  // SOCK_SEQPACKET: the largest record Write() sends.
+  static constexpr size_t kMaxRecordOut = 64 * 1024;
+  // SOCK_SEQPACKET, tests only: reads as on a kernel that cannot peek a
+  // record's length, with a receive room of |max_record_in| bytes.
+  void DisableRecordPeekForTesting(size_t max_record_in);
+  // SOCK_SEQPACKET: the current bound on sent records.
+  size_t record_out_for_testing() const { return record_out_; }
+
  private:
   enum class Phase {
     kConnect,    // connect(2) in flight, or a full backlog being retried
@@ -110,11 +125,18 @@ class SocketConnection final : public transport::Connection {
     size_t got = 0;  // bytes queued
     bool eof = false;
     int err = 0;     // errno of a failed recv
+    size_t truncated = 0;  // seqpacket: length of a record that did not fit
   };
   // Reads into the RxBuffer until EAGAIN, EOF, an error or full. Sets
   // peer_eof_; the caller queues events and fails on |err|.
   ReadResult ReadSocket();
   bool WantRead() const;
+  // recv(2) once (a record, for seqpacket): > 0 bytes, 0 EOF, -1 errno;
+  // sets |truncated| to a record's length when it did not fit.
+  ssize_t RecvSome(size_t* truncated);
+  // Sends one sendmsg(2) worth of |data| (a record, for seqpacket):
+  // bytes sent, or -1 with errno (EAGAIN: nothing was sent).
+  ssize_t SendSome(const SliceChain& data);
   void MaybeFinishOrderly();
   // Terminal: closes the fd, queues kClosed with |status|.
   void Fail(absl::Status status);
@@ -136,6 +158,9 @@ class SocketConnection final : public transport::Connection {
   const KernelOptions options_;
   UniqueFd fd_;
   bool vsock_ = false;
+  bool seqpacket_ = false;
+  size_t max_record_in_ = 0;               // seqpacket: receive room per record
+  size_t record_out_ = kMaxRecordOut;      // seqpacket: largest record sent
   std::string peer_address_;
   Phase phase_ = Phase::kOpen;
   transport::ConnectionState state_ = transport::ConnectionState::kOpen;

@@ -28,16 +28,16 @@ SocketListener::SocketListener(UniqueFd fd, io::Reactor& reactor, const KernelOp
     : reactor_(reactor), options_(options), fd_(std::move(fd)) {}
 
 absl::StatusOr<std::unique_ptr<SocketListener>> SocketListener::Create(
-    const SockAddr& addr, io::Reactor& reactor, const KernelOptions& options) {
+    const SockAddr& addr, int type, io::Reactor& reactor, const KernelOptions& options) {
   std::string path;
   if (addr.family() == AF_UNIX) {
     path = reinterpret_cast<const sockaddr_un*>(&addr.storage)->sun_path;
     if (absl::Status s = RemoveStaleUnixSocket(path); !s.ok()) return s;
   }
-  absl::StatusOr<UniqueFd> fd = NewStreamSocket(addr.family());
+  absl::StatusOr<UniqueFd> fd = NewSocket(addr.family(), type);
   if (!fd.ok()) return fd.status();
   std::unique_ptr<SocketListener> l(new SocketListener(*std::move(fd), reactor, options));
-  const std::string what = FormatSockAddr(addr.get(), addr.len);
+  const std::string what = FormatSockAddr(addr.get(), addr.len, type);
   if (::bind(l->fd_.get(), addr.get(), addr.len) != 0) {
     if (errno == EADDRINUSE) return absl::AlreadyExistsError(absl::StrCat(what, " is in use"));
     return absl::ErrnoToStatus(errno, absl::StrCat("bind ", what));

@@ -1,7 +1,7 @@
 // File: transport_vsock/kernel/internal/socket_listener.h
 //
-// SocketListener: transport::Listener over a listening kernel stream socket
-// (AF_UNIX or AF_VSOCK). Accepts while a handler is set; without one, peers
+// SocketListener: transport::Listener over a listening kernel socket
+// (AF_UNIX or AF_VSOCK; SOCK_STREAM or SOCK_SEQPACKET). Accepts while a handler is set; without one, peers
 // wait in the kernel's backlog (KernelOptions::listen_backlog).
 //
 // Thread-safety: everything on the reactor's thread (listener.h).
@@ -27,14 +27,15 @@ namespace internal {
 
 class SocketListener final : public transport::Listener {
  public:
-  // Binds a fresh socket of |addr|'s family to |addr| and listens. For
+  // Binds a fresh socket of |addr|'s family and of |type| (SOCK_STREAM or
+  // SOCK_SEQPACKET) to |addr| and listens. For
   // AF_UNIX, a stale socket file at the path is removed first (see
   // RemoveStaleUnixSocket) and the file is removed again when the listener
   // goes, if it is still ours. Does not take ownership of |reactor|, which
   // must outlive the listener. Errors: kAlreadyExists (address in use),
-  // kResourceExhausted (no fds), others from bind/listen as
-  // absl::ErrnoToStatus.
-  static absl::StatusOr<std::unique_ptr<SocketListener>> Create(const SockAddr& addr,
+  // kResourceExhausted (no fds), kUnimplemented (no vsock SEQPACKET in this
+  // kernel), others from bind/listen as absl::ErrnoToStatus.
+  static absl::StatusOr<std::unique_ptr<SocketListener>> Create(const SockAddr& addr, int type,
                                                                 io::Reactor& reactor,
                                                                 const KernelOptions& options);
   // Closes the socket: peers in the backlog are refused (vsock) or see EOF.
@@ -44,8 +45,8 @@ class SocketListener final : public transport::Listener {
 
   io::Reactor& reactor() override { return reactor_; }
   void SetAcceptHandler(AcceptHandler handler) override;
-  // "unix:PATH" or "vsock:CID:PORT" (the bound port, if 0xffffffff was
-  // asked for).
+  // "unix:PATH", "vsock:CID:PORT" or "vsock-seqpacket:CID:PORT" (the bound
+  // port, if 0xffffffff was asked for).
   std::string address() const override { return address_; }
 
  private:

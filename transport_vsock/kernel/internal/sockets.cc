@@ -40,7 +40,7 @@ SockAddr VsockAddress(uint32_t cid, uint32_t port) {
   return out;
 }
 
-std::string FormatSockAddr(const sockaddr* addr, socklen_t len) {
+std::string FormatSockAddr(const sockaddr* addr, socklen_t len, int type) {
   if (addr->sa_family == AF_UNIX) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(addr);
     const size_t max = len > offsetof(sockaddr_un, sun_path)
@@ -50,7 +50,8 @@ std::string FormatSockAddr(const sockaddr* addr, socklen_t len) {
   }
   if (addr->sa_family == AF_VSOCK && len >= sizeof(sockaddr_vm)) {
     const auto* vm = reinterpret_cast<const sockaddr_vm*>(addr);
-    return absl::StrCat("vsock:", vm->svm_cid, ":", vm->svm_port);
+    return absl::StrCat(type == SOCK_SEQPACKET ? "vsock-seqpacket:" : "vsock:", vm->svm_cid, ":",
+                        vm->svm_port);
   }
   return "?";
 }
@@ -59,23 +60,39 @@ std::string PeerAddressOf(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  return FormatSockAddr(reinterpret_cast<sockaddr*>(&ss), len);
+  return FormatSockAddr(reinterpret_cast<sockaddr*>(&ss), len, SocketType(fd));
 }
 
 std::string LocalAddressOf(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  return FormatSockAddr(reinterpret_cast<sockaddr*>(&ss), len);
+  return FormatSockAddr(reinterpret_cast<sockaddr*>(&ss), len, SocketType(fd));
 }
 
-absl::StatusOr<UniqueFd> NewStreamSocket(int family) {
-  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+int SocketType(int fd) {
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return -1;
+  return type;
+}
+
+absl::StatusOr<UniqueFd> NewSocket(int family, int type) {
+  UniqueFd fd(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.valid()) return fd;
   const int err = errno;
-  const char* what = family == AF_VSOCK ? "socket(AF_VSOCK)" : "socket(AF_UNIX)";
+  const std::string what =
+      absl::StrCat("socket(", family == AF_VSOCK ? "AF_VSOCK" : "AF_UNIX",
+                   type == SOCK_SEQPACKET ? ", SOCK_SEQPACKET)" : ")");
   if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
     return absl::ResourceExhaustedError(absl::StrCat(what, ": ", std::strerror(err)));
+  }
+  if (family == AF_VSOCK && type == SOCK_SEQPACKET &&
+      (err == ESOCKTNOSUPPORT || err == EPROTONOSUPPORT || err == EAFNOSUPPORT)) {
+    return absl::UnimplementedError(absl::StrCat(
+        what, ": ", std::strerror(err),
+        ": this kernel has no AF_VSOCK SOCK_SEQPACKET (Linux 5.14+ with a transport "
+        "that carries it); use vsock: (SOCK_STREAM) instead"));
   }
   return absl::ErrnoToStatus(err, what);
 }
@@ -83,6 +100,10 @@ absl::StatusOr<UniqueFd> NewStreamSocket(int family) {
 absl::Status SocketErrorStatus(int err, absl::string_view context) {
   std::string message = absl::StrCat(context, ": ", std::strerror(err));
   if (err == ETIMEDOUT) return absl::DeadlineExceededError(std::move(message));
+  if (err == ESOCKTNOSUPPORT) {
+    return absl::UnimplementedError(absl::StrCat(
+        message, " (the vsock transport to that CID does not carry SOCK_SEQPACKET)"));
+  }
   return absl::UnavailableError(std::move(message));
 }
 

@@ -59,11 +59,24 @@ TEST_F(SocketsTest, VsockAddressFormats) {
   SockAddr a = VsockAddress(3, 5000);
   EXPECT_EQ(a.family(), AF_VSOCK);
   EXPECT_EQ(FormatSockAddr(a.get(), a.len), "vsock:3:5000");
+  EXPECT_EQ(FormatSockAddr(a.get(), a.len, SOCK_SEQPACKET), "vsock-seqpacket:3:5000");
+}
+
+TEST_F(SocketsTest, NewSocketMakesUnixSeqpacket) {
+  VRPC_ASSERT_OK_AND_ASSIGN(UniqueFd fd, NewSocket(AF_UNIX, SOCK_SEQPACKET));
+  EXPECT_EQ(SocketType(fd.get()), SOCK_SEQPACKET);
+  EXPECT_NE(::fcntl(fd.get(), F_GETFL) & O_NONBLOCK, 0);
+  VRPC_ASSERT_OK_AND_ASSIGN(UniqueFd st, NewStreamSocket(AF_UNIX));
+  EXPECT_EQ(SocketType(st.get()), SOCK_STREAM);
+  EXPECT_EQ(SocketType(-1), -1);
 }
 
 TEST_F(SocketsTest, ErrnoMapsToTheConnectionContract) {
   EXPECT_THAT(SocketErrorStatus(ETIMEDOUT, "connect to x"),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("connect to x")));
+  // connect(2) to a transport without SEQPACKET.
+  EXPECT_THAT(SocketErrorStatus(ESOCKTNOSUPPORT, "c"),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("SOCK_SEQPACKET")));
   for (int err : {ECONNREFUSED, ECONNRESET, ENODEV, ENOENT, EPIPE, EHOSTUNREACH}) {
     EXPECT_THAT(SocketErrorStatus(err, "c"), StatusIs(absl::StatusCode::kUnavailable)) << err;
   }
