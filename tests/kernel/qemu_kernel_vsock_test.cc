@@ -2,7 +2,8 @@
 // the kernel socket transport over the guest kernel's AF_VSOCK (the
 // vsock_loopback transport, CID 1). The cases, ported from Linux
 // tools/testing/vsock/vsock_test.c plus vrpc's own, are listed at the top of
-// kernel_vsock_guest.cc. AF_VSOCK never runs on the host itself.
+// kernel_vsock_guest.cc: SOCK_STREAM (vsock:) and SOCK_SEQPACKET
+// (vsock-seqpacket:). AF_VSOCK never runs on the host itself.
 #include <iostream>
 #include <string>
 
@@ -31,10 +32,12 @@ TEST(QemuKernelVsockTest, TransportPassesTheStreamCasesOverVsockLoopback) {
             << ", payload " << absl::FormatDuration(r.payload_time) << "\n";
   EXPECT_EQ(r.exit_code, 0) << r.payload_output << "\nconsole log: " << r.console_log_path;
   for (const char* name : {"connection_reset", "bind_only", "client_close", "server_close",
-                           "multiconn", "shut_wr", "bulk", "credit"}) {
-    EXPECT_THAT(r.payload_output, HasSubstr(std::string("PASS ") + name));
+                           "multiconn", "shut_wr", "bulk", "credit", "seq_connection_reset",
+                           "seq_client_close", "seq_shut_wr", "seq_bulk", "seq_msg_bounds",
+                           "seq_msg_trunc", "seq_bigmsg"}) {
+    EXPECT_THAT(r.payload_output, HasSubstr(std::string("PASS ") + name + "\n"));
   }
-  EXPECT_THAT(r.payload_output, HasSubstr("ALL 8 PASSED"));
+  EXPECT_THAT(r.payload_output, HasSubstr("ALL 15 PASSED"));
 }
 
 }  // namespace

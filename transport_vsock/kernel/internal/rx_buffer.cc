@@ -55,7 +55,9 @@ RxBuffer::RecordResult RxBuffer::RecvRecord(int fd, size_t max_record) {
         r.record_len = static_cast<size_t>(len);
         return r;
       }
-      need = std::max<size_t>(static_cast<size_t>(len), 1);
+      // Only ever enlarges the room: a kernel's peek may report less than
+      // the whole record (e.g. the fragments received so far).
+      need = std::max<size_t>(static_cast<size_t>(len), max_record);
     } else if (errno == EOPNOTSUPP || errno == EINVAL) {
       peek_ = Peek::kUnsupported;
     } else {

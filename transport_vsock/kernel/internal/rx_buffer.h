@@ -58,11 +58,12 @@ class RxBuffer {
     size_t record_len = 0;
   };
   // One record from the non-blocking SOCK_SEQPACKET socket |fd|, queued
-  // whole. Where the kernel reports a record's length to MSG_PEEK|MSG_TRUNC
-  // (AF_UNIX; AF_VSOCK on newer kernels) the room is sized to it; otherwise
-  // (EOPNOTSUPP, e.g. vsock on Linux 6.1, remembered) the room is at least
-  // |max_record| bytes, which must be >= the longest record the peer can
-  // send. The queue may exceed the limit by up to one record.
+  // whole. The room is at least |max_record| bytes, which should be >= the
+  // longest record the peer can send (AF_VSOCK: our buffer size), and at
+  // least the length MSG_PEEK|MSG_TRUNC reports, where the kernel answers
+  // it (AF_UNIX; EOPNOTSUPP is remembered). The peek only enlarges the
+  // room: Debian's 6.1 vsock answers with less than a multi-packet
+  // record's length. The queue may exceed the limit by up to one record.
   // Precondition (CHECKed): !full(), max_record > 0.
   RecordResult RecvRecord(int fd, size_t max_record);
   // Never peeks: the path taken where the kernel cannot peek a record's

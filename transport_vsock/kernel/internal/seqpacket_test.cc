@@ -109,12 +109,12 @@ TEST(RecvRecordNoPeekTest, ARecordLongerThanTheRoomIsReportedNotCut) {
   EXPECT_EQ(rx.size(), 100u);
 }
 
-TEST(RecvRecordPeekTest, SizesTheRoomToTheRecord) {
+TEST(RecvRecordPeekTest, EnlargesTheRoomToTheRecord) {
   UniqueFd ours, theirs;
   SeqpacketPair(&ours, &theirs);
   RxBuffer rx(1 * kMiB, 1024);
   SendRecord(theirs.get(), Pattern(0, 50000));
-  // |max_record| only matters when the kernel cannot peek.
+  // The peeked length enlarges a |max_record| that is too small.
   const RxBuffer::RecordResult r = rx.RecvRecord(ours.get(), 16);
   EXPECT_FALSE(r.truncated);
   EXPECT_EQ(r.n, 50000);

@@ -510,8 +510,12 @@ absl::StatusOr<size_t> SocketConnection::Write(SliceChain& data) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EMSGSIZE && seqpacket_ && record_out_ > 1) {
-      record_out_ /= 2;  // the socket takes smaller records only
+    // The socket takes smaller records only. Linux before 6.2 or so
+    // reports vsock's EMSGSIZE (a record longer than the peer's buffer) as
+    // ENOMEM.
+    if (n < 0 && seqpacket_ && record_out_ > 1 &&
+        (errno == EMSGSIZE || (vsock_ && errno == ENOMEM))) {
+      record_out_ /= 2;
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
