@@ -1,0 +1,30 @@
+// File: tests/bench/bench_service.h
+//
+// The vrpc side of the benchmark's service (bench.proto): Echo, Sink and
+// StreamSink, as small as a handler can be, so the figures measure the
+// framework. Handlers run on the server's worker threads; stateless and
+// thread-safe.
+#ifndef VRPC_TESTS_BENCH_BENCH_SERVICE_H_
+#define VRPC_TESTS_BENCH_BENCH_SERVICE_H_
+
+#include "absl/status/status.h"
+#include "core/rpc/context.h"
+#include "core/rpc/stub.h"
+#include "tests/bench/bench.pb.h"
+#include "tests/bench/bench.vrpc.pb.h"
+
+namespace vrpc {
+namespace bench {
+
+class BenchServiceImpl final : public Bench::Service {
+ public:
+  absl::Status Echo(rpc::ServerContext* context, const Blob* request, Blob* reply) override;
+  absl::Status Sink(rpc::ServerContext* context, const Blob* request, Ack* reply) override;
+  absl::Status StreamSink(rpc::ServerContext* context, rpc::ServerReader<Blob>* reader,
+                          Ack* reply) override;
+};
+
+}  // namespace bench
+}  // namespace vrpc
+
+#endif  // VRPC_TESTS_BENCH_BENCH_SERVICE_H_
