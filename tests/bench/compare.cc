@@ -342,10 +342,27 @@ void MeasureVrpcUnix(Env& env) {
   (*server)->Terminate(absl::Seconds(5));
 }
 
+// Valgrind cannot run a sanitizer build (CI's ASan/UBSan phase builds this).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 void MeasureInstructions(Env& env) {
   std::printf("instructions per call (callgrind)...\n");
   std::fflush(stdout);
   const char* kName = "instructions per unary 64 B call (loopback, both ends)";
+  if (kSanitized) {
+    return env.report.Missing(kName, "instr",
+                              "a sanitizer build: valgrind cannot run it (use -c opt)");
+  }
   absl::StatusOr<double> ir = InstructionsPerCall(env.bin + "/unary_loop", env.tmp, 20,
                                                   env.n.callgrind_n1, env.n.callgrind_n2,
                                                   env.n.callgrind_timeout_s);
