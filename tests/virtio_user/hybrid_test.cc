@@ -300,13 +300,15 @@ TEST_F(ProbeTest, ServeEchoesCountConnections) {
   EXPECT_THAT(probe->Wait(absl::Seconds(30)), IsOkAndHolds(0));
 }
 
-TEST_F(ProbeTest, FailuresAndUnbuiltBuses) {
+TEST_F(ProbeTest, FailuresAndUnusableBuses) {
   // Nobody listens on host port 7000: refused, exit 1.
   auto refused = Probe({"--bus=virtio-user:" + vm_.socket, "connect", "2", "7000", "1000"});
   EXPECT_THAT(refused->Wait(absl::Seconds(30)), IsOkAndHolds(1));
+  // Not a PCI address; then a function that does not exist (never a real
+  // one: on these hosts 0000:00:04.0 is the machine's own vsock device).
   auto uio = Probe({"--bus=uio:uio0", "serve", "1", "1"});
   EXPECT_THAT(uio->Wait(absl::Seconds(10)), IsOkAndHolds(2));
-  auto vfio = Probe({"--bus=vfio:0000:00:04.0", "connect", "2", "1", "1"});
+  auto vfio = Probe({"--bus=vfio:0000:ff:1f.7", "connect", "2", "1", "1"});
   EXPECT_THAT(vfio->Wait(absl::Seconds(10)), IsOkAndHolds(2));
   auto usage = Probe({"connect"});
   EXPECT_THAT(usage->Wait(absl::Seconds(10)), IsOkAndHolds(2));
