@@ -8,7 +8,9 @@
 #define VRPC_TESTS_BENCH_RSS_WORKLOAD_H_
 
 #include <cstddef>
-#include <functional>
+#include <cstdio>
+
+#include "tests/bench/child_process.h"
 
 namespace vrpc {
 namespace bench {
@@ -18,18 +20,24 @@ inline constexpr int kRssSinkCalls = 8;
 inline constexpr int kRssStreamMessages = 8;
 inline constexpr size_t kMiB = 1 << 20;
 
-// Each function makes one call (or one stream) and says whether it
-// succeeded. Returns false at the first failure.
-inline bool RunRssWorkload(const std::function<bool(size_t)>& echo,
-                           const std::function<bool(size_t)>& sink,
-                           const std::function<bool(int, size_t)>& stream) {
-  for (int i = 0; i < kRssEchoCalls; ++i) {
-    if (!echo(64)) return false;
+// Runs the workload with |client| (VrpcClient or GrpcClient: the same
+// methods), then prints this process's "ready rss_kb=N hwm_kb=N" for
+// compare (or "error ..."). Returns the process exit status.
+template <typename Client>
+int RunRssWorkload(Client& client) {
+  bool ok = true;
+  for (int i = 0; ok && i < kRssEchoCalls; ++i) ok = !client.UnaryRttNs(1, 64).empty();
+  for (int i = 0; ok && i < kRssSinkCalls; ++i) ok = client.UnaryThroughputGBps(1, kMiB) > 0;
+  ok = ok && client.StreamThroughputGBps(kRssStreamMessages, kMiB) > 0;
+  auto mem = ReadProcMemory(0);
+  if (!ok || !mem.ok()) {
+    std::printf("error the workload failed\n");
+    return 1;
   }
-  for (int i = 0; i < kRssSinkCalls; ++i) {
-    if (!sink(kMiB)) return false;
-  }
-  return stream(kRssStreamMessages, kMiB);
+  std::printf("ready rss_kb=%lld hwm_kb=%lld\n", static_cast<long long>(mem->rss_kb),
+              static_cast<long long>(mem->hwm_kb));
+  std::fflush(stdout);
+  return 0;
 }
 
 }  // namespace bench

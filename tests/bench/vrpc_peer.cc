@@ -81,19 +81,7 @@ int Client() {
     std::printf("error %s\n", client.status().ToString().c_str());
     return 1;
   }
-  const bool ok = RunRssWorkload(
-      [&](size_t bytes) { return !(*client)->UnaryRttNs(1, bytes).empty(); },
-      [&](size_t bytes) { return (*client)->UnaryThroughputGBps(1, bytes) > 0; },
-      [&](int n, size_t bytes) { return (*client)->StreamThroughputGBps(n, bytes) > 0; });
-  auto mem = ReadProcMemory(0);
-  if (!ok || !mem.ok()) {
-    std::printf("error the workload failed\n");
-    return 1;
-  }
-  std::printf("ready rss_kb=%lld hwm_kb=%lld\n", static_cast<long long>(mem->rss_kb),
-              static_cast<long long>(mem->hwm_kb));
-  std::fflush(stdout);
-  return 0;
+  return RunRssWorkload(**client);
 }
 
 }  // namespace
