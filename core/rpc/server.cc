@@ -87,10 +87,13 @@ void Server::ConnectionClosed(ServerConnection* conn) {
   conns_.erase(it);
   const transport::ConnectionStats t = dead->transport_stats();
   dead->reactor().Post([dead] {});
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.open_connections = conns_.size();
-  stats_.rx_bytes_copied += t.rx_bytes_copied;
-  stats_.tx_bytes_copied += t.tx_bytes_copied;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.open_connections = conns_.size();
+    stats_.rx_bytes_copied += t.rx_bytes_copied;
+    stats_.tx_bytes_copied += t.tx_bytes_copied;
+  }
+  cv_.notify_all();  // Shutdown waits for the last one
 }
 
 void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionEvent& e) {
@@ -200,12 +203,12 @@ void Server::Shutdown(absl::Time deadline) {
     phase2.get_future().wait();
     // Wait for those peers (they close once they read EOF), up to the
     // deadline and at least a short grace, then close what is left.
+    // (No connection is accepted any more: the count only goes down.)
     const absl::Time grace = std::max(deadline, absl::Now() + kMinCloseGrace);
-    for (;;) {
-      std::promise<bool> empty;
-      reactor->Post([&] { empty.set_value(conns_.empty()); });
-      if (empty.get_future().get() || absl::Now() >= grace) break;
-      absl::SleepFor(absl::Milliseconds(5));
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_until(lock, absl::ToChronoTime(grace),
+                     [this] { return stats_.open_connections == 0; });
     }
     std::promise<void> phase3;
     reactor->Post([&] {
