@@ -45,13 +45,12 @@ template <typename T, typename Make>
 absl::StatusOr<std::shared_ptr<T>> Shared(io::Reactor& reactor, const Address& address,
                                           Make make, bool exclusive = false) {
   Live<T>& table = LiveOf<T>();
-  std::mutex& mu = table.mu;
-  auto* live = &table.by_key;
   const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(&reactor), "|",
                                        transport::AddressKindName(address.kind), "|",
                                        address.path);
-  std::lock_guard<std::mutex> lock(mu);
-  if (std::shared_ptr<T> found = (*live)[key].lock()) {
+  std::lock_guard<std::mutex> lock(table.mu);
+  auto it = table.by_key.find(key);
+  if (std::shared_ptr<T> found = it != table.by_key.end() ? it->second.lock() : nullptr) {
     if (exclusive) {
       return absl::AlreadyExistsError(
           absl::StrCat("this process already serves ", address.path));
@@ -61,7 +60,16 @@ absl::StatusOr<std::shared_ptr<T>> Shared(io::Reactor& reactor, const Address& a
   absl::StatusOr<std::unique_ptr<T>> made = make();
   if (!made.ok()) return made.status();
   std::shared_ptr<T> shared(*std::move(made));
-  (*live)[key] = shared;
+  // Entries of transports that are gone go now: the table stays as small as
+  // what is alive.
+  for (auto e = table.by_key.begin(); e != table.by_key.end();) {
+    if (e->second.expired()) {
+      table.by_key.erase(e++);
+    } else {
+      ++e;
+    }
+  }
+  table.by_key[key] = shared;
   return shared;
 }
 
