@@ -202,7 +202,10 @@ absl::Status AgentService::Exec(
     }
     if (cancelled) break;
   }
-  if (cancelled) ::kill(-pid, SIGKILL), ::kill(pid, SIGKILL);
+  if (cancelled) {
+    ::kill(-pid, SIGKILL);  // its process group (POSIX_SPAWN_SETPGROUP)
+    ::kill(pid, SIGKILL);
+  }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
