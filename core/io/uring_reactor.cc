@@ -22,6 +22,18 @@ constexpr uint64_t kRemoveTag = ~uint64_t{0};
 // is noticed even if the eventfd write were lost.
 constexpr absl::Duration kMaxWait = absl::Seconds(1);
 
+// The reactor whose RunOnce is on this thread's stack, if any.
+thread_local const UringReactor* running_here = nullptr;
+
+class RunningScope {
+ public:
+  explicit RunningScope(const UringReactor* r) : saved_(running_here) { running_here = r; }
+  ~RunningScope() { running_here = saved_; }
+
+ private:
+  const UringReactor* const saved_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UringReactor>> UringReactor::Create(unsigned entries) {
@@ -126,6 +138,8 @@ void UringReactor::Post(absl::AnyInvocable<void()> fn) {
     std::lock_guard<std::mutex> lock(post_mu_);
     posted_.push_back(std::move(fn));
   }
+  // The loop thread looks at posted_ before it next waits.
+  if (running_here == this) return;
   const uint64_t one = 1;
   (void)!::write(wake_fd_.get(), &one, sizeof(one));
 }
@@ -178,15 +192,25 @@ void UringReactor::RunDueTimers() {
 }
 
 void UringReactor::RunPosted() {
+  // running_ keeps its capacity from turn to turn; a nested RunOnce (from a
+  // posted function) finds it in use and runs its own batch.
   std::vector<absl::AnyInvocable<void()>> batch;
+  batch.swap(running_);
   {
     std::lock_guard<std::mutex> lock(post_mu_);
+    if (posted_.empty()) {
+      running_.swap(batch);
+      return;
+    }
     batch.swap(posted_);
   }
   for (auto& fn : batch) fn();
+  batch.clear();
+  if (running_.capacity() < batch.capacity()) running_.swap(batch);
 }
 
 absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
+  RunningScope scope(this);
   absl::Duration wait = std::min(max_wait, kMaxWait);
   if (!timer_order_.empty()) {
     wait = std::max(absl::ZeroDuration(),
@@ -196,24 +220,37 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
     std::lock_guard<std::mutex> lock(post_mu_);
     if (!posted_.empty()) wait = absl::ZeroDuration();
   }
-  const timespec t = absl::ToTimespec(wait);
-  __kernel_timespec ts{t.tv_sec, t.tv_nsec};
-  io_uring_cqe* cqe = nullptr;
-  const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
-    return absl::ErrnoToStatus(-rc, "io_uring_submit_and_wait_timeout");
+  if (wait > absl::ZeroDuration() || io_uring_sq_ready(&ring_) > 0 ||
+      io_uring_cq_has_overflow(&ring_)) {
+    const timespec t = absl::ToTimespec(wait);
+    __kernel_timespec ts{t.tv_sec, t.tv_nsec};
+    io_uring_cqe* cqe = nullptr;
+    const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait > absl::ZeroDuration() ? 1 : 0,
+                                                    &ts, nullptr);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
+      return absl::ErrnoToStatus(-rc, "io_uring_submit_and_wait_timeout");
+    }
   }
-  // Drain every completion that is ready.
+  // Without a wait, completions are read from the shared ring as they are:
+  // the kernel posts poll completions without our entering it.
   unsigned head;
   unsigned seen = 0;
-  std::vector<std::pair<uint64_t, int>> done;
+  io_uring_cqe* cqe;
+  completions_.clear();
   io_uring_for_each_cqe(&ring_, head, cqe) {
-    done.emplace_back(io_uring_cqe_get_data64(cqe), cqe->res);
+    completions_.emplace_back(io_uring_cqe_get_data64(cqe), cqe->res);
     ++seen;
   }
   io_uring_cq_advance(&ring_, seen);
-  for (const auto& [user_data, res] : done) HandleCompletion(user_data, res);
-  RunDueTimers();
+  // A callback may run a nested RunOnce (tests do): iterate a copy.
+  if (!completions_.empty()) {
+    std::vector<std::pair<uint64_t, int>> done;
+    done.swap(completions_);
+    for (const auto& [user_data, res] : done) HandleCompletion(user_data, res);
+    done.clear();
+    if (completions_.capacity() < done.capacity()) completions_.swap(done);
+  }
+  if (!timer_order_.empty()) RunDueTimers();
   RunPosted();
   return absl::OkStatus();
 }
