@@ -134,6 +134,18 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.active_calls;
   }
+  if (method->run_inline) {
+    // On this reactor thread, once the request is complete.
+    call->RunInlineWhenComplete([this, handler = &method->handler](ServerCall& c, bool run) {
+      if (run) {
+        absl::Status status = (*handler)(c);
+        if (c.context().IsCancelled() && status.ok()) status = absl::CancelledError();
+        c.Finish(status);
+      }
+      CallDone(!run || c.context().IsCancelled());
+    });
+    return;
+  }
   std::weak_ptr<ServerConnection> weak = conn;
   workers_->Submit([this, call, weak, handler = &method->handler] {
     absl::Status status = (*handler)(*call);

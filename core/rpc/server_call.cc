@@ -26,13 +26,18 @@ bool ServerCall::Read(SliceChain* message) {
     size = message->size();
   }
   // Reading opens the client's window for this call.
+  const uint32_t stream = stream_;
+  auto consume = [stream, size](ServerConnection& c) {
+    if (c.rpc() == nullptr) return;
+    c.rpc()->session().ConsumeMessage(stream, size, c.rpc()->out());
+    c.rpc()->Flush();
+  };
   if (auto conn = connection_.lock()) {
-    const uint32_t stream = stream_;
-    conn->Post([stream, size](ServerConnection& c) {
-      if (c.rpc() == nullptr) return;
-      c.rpc()->session().ConsumeMessage(stream, size, c.rpc()->out());
-      c.rpc()->Flush();
-    });
+    if (running_inline_) {
+      consume(*conn);
+    } else {
+      conn->Post(consume);
+    }
   }
   return true;
 }
@@ -40,6 +45,20 @@ bool ServerCall::Read(SliceChain* message) {
 absl::Status ServerCall::Write(SliceChain message) {
   std::unique_lock<std::mutex> lock(mu_);
   if (ended_) return absl::CancelledError("the call has ended");
+  if (running_inline_) {
+    // On the reactor: send now, or queue until the window opens.
+    if (write_pending_) {
+      return absl::FailedPreconditionError(
+          "an inline handler's earlier response still waits for the client's window");
+    }
+    write_pending_ = true;
+    write_ = std::move(message);
+    write_result_ = absl::OkStatus();
+    lock.unlock();
+    TryWriteOnLoop();
+    lock.lock();
+    return write_pending_ ? absl::OkStatus() : write_result_;
+  }
   write_pending_ = true;
   write_ = std::move(message);
   write_result_ = absl::OkStatus();
@@ -53,6 +72,7 @@ absl::Status ServerCall::Write(SliceChain message) {
 }
 
 void ServerCall::SendInitialMetadata() {
+  if (running_inline_) return SendInitialMetadataOnLoop();
   if (auto conn = connection_.lock()) {
     conn->Post([self = shared_from_this()](ServerConnection&) { self->SendInitialMetadataOnLoop(); });
   }
@@ -89,9 +109,16 @@ void ServerCall::TryWriteOnLoop() {
   }
   write_ = SliceChain();
   write_pending_ = false;
+  std::optional<absl::Status> finish = std::move(finish_after_write_);
+  finish_after_write_.reset();
   lock.unlock();
   cv_.notify_all();
+  if (finish.has_value()) return Finish(*finish);  // flushes
   if (conn != nullptr && conn->rpc() != nullptr) conn->rpc()->Flush();
+}
+
+void ServerCall::RunInlineWhenComplete(std::function<void(ServerCall&, bool)> run) {
+  inline_run_ = std::move(run);
 }
 
 void ServerCall::Deliver(SliceChain message) {
@@ -118,6 +145,14 @@ void ServerCall::HalfClosed() {
     inbox_closed_ = true;
   }
   cv_.notify_all();
+  if (inline_run_) {
+    std::function<void(ServerCall&, bool)> run = std::move(inline_run_);
+    inline_run_ = nullptr;
+    std::shared_ptr<ServerCall> self = shared_from_this();  // the runner may end the call
+    running_inline_ = true;
+    run(*this, true);
+    running_inline_ = false;
+  }
 }
 
 void ServerCall::Cancelled(const absl::Status& why) {
@@ -132,8 +167,14 @@ void ServerCall::Cancelled(const absl::Status& why) {
       write_ = SliceChain();
       write_result_ = why;
     }
+    finish_after_write_.reset();
   }
   cv_.notify_all();
+  if (inline_run_) {  // cancelled before its request was complete
+    std::function<void(ServerCall&, bool)> run = std::move(inline_run_);
+    inline_run_ = nullptr;
+    run(*this, false);
+  }
 }
 
 void ServerCall::WindowOpened() { TryWriteOnLoop(); }
@@ -142,6 +183,10 @@ void ServerCall::Finish(const absl::Status& status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (ended_) return;
+    if (write_pending_) {  // an inline handler's queued response goes first
+      finish_after_write_ = status;
+      return;
+    }
     ended_ = true;
     inbox_.clear();
   }

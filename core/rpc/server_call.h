@@ -1,10 +1,14 @@
 // File: core/rpc/server_call.h
 //
 // ServerCall: one call as its handler sees it, with a blocking API meant for
-// a worker thread (never the reactor): Read() waits for the next request
-// message, Write() waits until flow control takes the response, and the
-// handler's returned status becomes the trailers. The typed readers and
-// writers of stub.h wrap it.
+// a worker thread: Read() waits for the next request message, Write() waits
+// until flow control takes the response, and the handler's returned status
+// becomes the trailers. The typed readers and writers of stub.h wrap it.
+//
+// An inline handler (Service::RunInline, unary only) runs on the reactor
+// thread once the request is complete. There nothing waits: Read() returns
+// what arrived, and a Write() the client's window cannot take yet is queued
+// (one at most), with the trailers held back until it has gone out.
 //
 // Thread-safety: Read, Write and SendInitialMetadata from the handler's
 // thread; cancellation may arrive from the reactor at any moment, after
@@ -17,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -57,6 +62,10 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   const transport::WriteBufferAllocator& write_allocator() const { return write_allocator_; }
 
   // ---- For the server machinery (reactor thread) ----
+  // Makes this an inline call: |run| is called once on the reactor, with
+  // true when the request is complete (the client half-closed; run the
+  // handler now), or with false if the call is cancelled before that.
+  void RunInlineWhenComplete(std::function<void(ServerCall&, bool run)> run);
   void Deliver(SliceChain message);
   void HalfClosed();
   void Cancelled(const absl::Status& why);
@@ -84,6 +93,11 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   SliceChain write_;
   absl::Status write_result_;
   bool initial_metadata_sent_ = false;  // reactor thread
+  // Inline calls (reactor thread): the runner until it is called, whether
+  // the handler is running now, and trailers waiting for a queued write.
+  std::function<void(ServerCall&, bool)> inline_run_;
+  bool running_inline_ = false;
+  std::optional<absl::Status> finish_after_write_;
 };
 
 }  // namespace rpc

@@ -43,6 +43,11 @@ void CallSuite::SetUp() {
     VRPC_ASSERT_OK_AND_ASSIGN(client_loop_, io::EventLoopThread::Start("rpc-client"));
   }
   server_ = std::make_unique<Server>(server_options_);
+  if (GetParam().inline_unary) {
+    for (const char* method : {"Echo", "Fail", "/test.Svc/Probe"}) {
+      ASSERT_THAT(service_.RunInline(method), IsOk());
+    }
+  }
   ASSERT_THAT(server_->RegisterService(&service_), IsOk());
   if (GetParam().dial_first) {
     channel_ = MakeChannel(ChannelOptions());

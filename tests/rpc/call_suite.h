@@ -54,6 +54,9 @@ struct TransportParam {
   bool zero_copy_tx = false;
   // "interrupt", "poll" or "adaptive", for the userspace transports.
   std::string notify_mode = "interrupt";
+  // The server runs the unary handlers that never block (Echo, Fail,
+  // Probe) inline on its reactor (Service::RunInline).
+  bool inline_unary = false;
 };
 
 std::string TransportParamName(const ::testing::TestParamInfo<TransportParam>& info);

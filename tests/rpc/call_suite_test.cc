@@ -8,6 +8,8 @@
 //   VirtioUserReverse   the same pair, the guest serving and the host dialing
 //   VirtioUserPoll      VirtioUser with both sides busy-polling their rings
 //   Unix                kernel AF_UNIX sockets (transport_vsock/kernel)
+//   *Inline             the server runs its non-blocking unary handlers on
+//                       its reactor (Service::RunInline)
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -71,9 +73,16 @@ TransportParam Unix() {
   return p;
 }
 
+TransportParam Inline(TransportParam p) {
+  p.name += "Inline";
+  p.inline_unary = true;
+  return p;
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, CallSuite,
                          ::testing::Values(Loopback(), VirtioUser("interrupt"),
-                                           VirtioUserReverse(), VirtioUser("poll"), Unix()),
+                                           VirtioUserReverse(), VirtioUser("poll"), Unix(),
+                                           Inline(Loopback()), Inline(VirtioUser("poll"))),
                          TransportParamName);
 
 }  // namespace
