@@ -2,8 +2,9 @@
 //
 // The vrpc side of the benchmark's service (bench.proto): Echo, Sink and
 // StreamSink, as small as a handler can be, so the figures measure the
-// framework. Handlers run on the server's worker threads; stateless and
-// thread-safe.
+// framework. Stateless and thread-safe. Echo and Sink never block, so they
+// may run inline on the server's reactor (the default), or on the worker
+// threads like any handler.
 #ifndef VRPC_TESTS_BENCH_BENCH_SERVICE_H_
 #define VRPC_TESTS_BENCH_BENCH_SERVICE_H_
 
@@ -18,6 +19,8 @@ namespace bench {
 
 class BenchServiceImpl final : public Bench::Service {
  public:
+  // |inline_unary|: run Echo and Sink on the reactor (Service::RunInline).
+  explicit BenchServiceImpl(bool inline_unary = true);
   absl::Status Echo(rpc::ServerContext* context, const Blob* request, Blob* reply) override;
   absl::Status Sink(rpc::ServerContext* context, const Blob* request, Ack* reply) override;
   absl::Status StreamSink(rpc::ServerContext* context, rpc::ServerReader<Blob>* reader,

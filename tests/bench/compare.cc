@@ -1,6 +1,7 @@
 // File: tests/bench/compare.cc
 //
 //   bazel run -c opt //tests/bench:compare -- --json=FILE [--smoke] [--rounds=N]
+//                                             [--only=poll,interrupt,...]
 //
 // Measures, in one run on this machine: the floors (cache-line ping-pong,
 // a 64 B SPSC ring, eventfd, Unix-socket ping-pong, memcpy, Unix-socket
@@ -47,6 +48,9 @@
 ABSL_FLAG(std::string, json, "", "write the figures and goals as JSON to this file");
 ABSL_FLAG(bool, smoke, false, "tiny counts: every path once (CI), numbers meaningless");
 ABSL_FLAG(int, rounds, 0, "interleaved rounds (0: 3 with --smoke, else 15)");
+ABSL_FLAG(std::string, only, "",
+          "comma-separated parts to run (baselines,grpc,poll,interrupt,unix,callgrind); "
+          "empty: all. Goals whose figures were not measured print as missing");
 
 namespace vrpc {
 namespace bench {
@@ -210,6 +214,19 @@ bool AddPipelined(Env& env, const std::string& name, double per_second) {
   return true;
 }
 
+// The same unary Echo from an application thread through the blocking stub:
+// two more thread hand-offs per call (caller -> client loop -> caller).
+bool AddBlockingRtt(Env& env, VrpcSession& s, const std::string& mode) {
+  const std::string name = "vrpc " + mode + " unary 64 B RTT p50 (blocking stub)";
+  std::vector<double> v = s.client->UnaryRttNs(env.n.rpc_calls * 2, 64);
+  if (v.empty()) {
+    env.Fail(name, "a call failed");
+    return false;
+  }
+  env.report.Add(name, Us(Percentile(v, 0.5)), "us", "not interleaved");
+  return true;
+}
+
 // A baseline batch with vrpc's pollers parked.
 std::vector<double> Parked(VrpcSession& s, const std::function<std::vector<double>()>& batch) {
   s.client->Pause();
@@ -228,21 +245,24 @@ void MeasureVrpcPoll(Env& env) {
   VrpcSession& s = *session;
   env.report.Add("vrpc virtio-user driver attach (Dial)",
                  absl::ToDoubleMicroseconds(s.client->dial_time()), "us");
-  s.client->UnaryRttNs(env.n.rpc_calls, 64);  // warm
+  s.client->CallbackUnaryRttNs(env.n.rpc_calls, 64);  // warm
   bool failed = false;
   Interleaved lat = RunInterleaved(
       env.n.rounds, [&] { return Parked(s, [&] { return CacheLineRttNs(env.n.shm_samples); }); },
       [&] {
-        std::vector<double> v = s.client->UnaryRttNs(env.n.rpc_calls, 64);
+        std::vector<double> v = s.client->CallbackUnaryRttNs(env.n.rpc_calls, 64);
         failed |= v.empty();
         return v;
       });
   if (failed) return env.Fail("vrpc poll unary 64 B RTT", "a call failed");
   env.report.Add("cache-line RTT p50 (interleaved with vrpc poll)", Median(lat.baseline), "ns");
-  env.report.Add("vrpc poll unary 64 B RTT p50", Us(Percentile(lat.subject, 0.5)), "us");
-  env.report.Add("vrpc poll unary 64 B RTT p99", Us(Percentile(lat.subject, 0.99)), "us");
+  env.report.Add("vrpc poll unary 64 B RTT p50", Us(Percentile(lat.subject, 0.5)), "us",
+                 "callback API");
+  env.report.Add("vrpc poll unary 64 B RTT p99", Us(Percentile(lat.subject, 0.99)), "us",
+                 "callback API");
   env.report.Add("vrpc poll unary p50 / cache-line p50 (median of rounds)", lat.ratio(), "x",
                  absl::StrCat(lat.ratios.size(), " interleaved rounds"));
+  if (!AddBlockingRtt(env, s, "poll")) return;
 
   const double pipelined = s.client->PipelinedCallsPerSecond(env.n.pipelined, env.n.window, 64);
   if (!AddPipelined(env, "vrpc poll pipelined 64 B (1 client, 1 server thread)", pipelined)) {
@@ -285,21 +305,24 @@ void MeasureVrpcInterrupt(Env& env) {
     auto session = StartVrpc(env, "interrupt", socket);
     if (!session.ok()) return env.Fail("vrpc interrupt session", session.status().ToString());
     VrpcSession& s = *session;
-    s.client->UnaryRttNs(env.n.rpc_calls / 4 + 1, 64);  // warm
+    s.client->CallbackUnaryRttNs(env.n.rpc_calls / 4 + 1, 64);  // warm
     bool failed = false;
     Interleaved lat = RunInterleaved(
         env.n.rounds, [&] { return EventfdRttNs(env.n.wake_samples); },
         [&] {
-          std::vector<double> v = s.client->UnaryRttNs(env.n.rpc_calls, 64);
+          std::vector<double> v = s.client->CallbackUnaryRttNs(env.n.rpc_calls, 64);
           failed |= v.empty();
           return v;
         });
     if (failed) return env.Fail("vrpc interrupt unary 64 B RTT", "a call failed");
     env.report.Add("eventfd RTT p50 (interleaved with vrpc interrupt)", Us(Median(lat.baseline)),
                    "us");
-    env.report.Add("vrpc interrupt unary 64 B RTT p50", Us(Percentile(lat.subject, 0.5)), "us");
-    env.report.Add("vrpc interrupt unary 64 B RTT p99", Us(Percentile(lat.subject, 0.99)), "us");
+    env.report.Add("vrpc interrupt unary 64 B RTT p50", Us(Percentile(lat.subject, 0.5)), "us",
+                   "callback API");
+    env.report.Add("vrpc interrupt unary 64 B RTT p99", Us(Percentile(lat.subject, 0.99)), "us",
+                   "callback API");
     env.report.Add("vrpc interrupt unary p50 / eventfd p50 (median of rounds)", lat.ratio(), "x");
+    if (!AddBlockingRtt(env, s, "interrupt")) return;
     const double pipelined =
         s.client->PipelinedCallsPerSecond(env.n.pipelined / 4, env.n.window, 64);
     if (!AddPipelined(env, "vrpc interrupt pipelined 64 B", pipelined)) return;
@@ -422,12 +445,18 @@ int Main() {
   env.bin = SelfDir();
   std::printf("vrpc compare%s: %d interleaved rounds; scratch %s\n", smoke ? " (smoke)" : "",
               env.n.rounds, env.tmp.c_str());
-  MeasureBaselines(env);
-  MeasureGrpc(env);
-  MeasureVrpcPoll(env);
-  MeasureVrpcInterrupt(env);
-  MeasureVrpcUnix(env);
-  MeasureInstructions(env);
+  const std::string only = absl::GetFlag(FLAGS_only);
+  auto part = [&](const char* name, void (*measure)(Env&)) {
+    if (only.empty() || absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", name, ","))) {
+      measure(env);
+    }
+  };
+  part("baselines", MeasureBaselines);
+  part("grpc", MeasureGrpc);
+  part("poll", MeasureVrpcPoll);
+  part("interrupt", MeasureVrpcInterrupt);
+  part("unix", MeasureVrpcUnix);
+  part("callgrind", MeasureInstructions);
   CheckGoals(env);
   env.report.Print();
   std::printf("\nPolled ratios are medians of per-round ratios from interleaved batches "
@@ -441,7 +470,7 @@ int Main() {
     }
     std::printf("wrote %s\n", json.c_str());
   }
-  std::system(absl::StrCat("rm -rf ", env.tmp).c_str());
+  (void)!std::system(absl::StrCat("rm -rf ", env.tmp).c_str());
   if (env.failures > 0) std::printf("%d figure path(s) FAILED\n", env.failures);
   return env.failures == 0 ? 0 : 1;
 }

@@ -28,12 +28,15 @@ void Complain(const char* what, const absl::Status& s) {
 }
 
 // |window| async Echo calls in flight; each completion starts the next call
-// on a later loop turn (the finished call is gone by then).
+// on a later loop turn (the finished call is gone by then). With
+// |latencies|, each call's time from start to completion is recorded there.
 class Pipeline {
  public:
-  Pipeline(Bench::Stub& stub, io::Reactor& reactor, int total, int window, size_t bytes)
-      : stub_(stub), reactor_(reactor), total_(total), slots_(window) {
+  Pipeline(Bench::Stub& stub, io::Reactor& reactor, int total, int window, size_t bytes,
+           std::vector<double>* latencies = nullptr)
+      : stub_(stub), reactor_(reactor), total_(total), slots_(window), latencies_(latencies) {
     request_.set_data(std::string(bytes, 'p'));
+    if (latencies_ != nullptr) latencies_->reserve(total);
   }
   // On the loop thread.
   void Begin() {
@@ -75,15 +78,18 @@ class Pipeline {
   struct Slot {
     std::unique_ptr<rpc::ClientContext> context;
     Blob reply;
+    Clock::time_point start;
   };
   // Starts a call in slot |i|; the caller counted it in started_.
   void Launch(size_t i) {
     Slot& slot = slots_[i];
     slot.context = std::make_unique<rpc::ClientContext>();
+    slot.start = Clock::now();
     stub_.AsyncEcho(slot.context.get(), request_, &slot.reply,
                     [this, i](absl::Status s) { Done(i, s); });
   }
   void Done(size_t i, const absl::Status& s) {
+    if (latencies_ != nullptr) latencies_->push_back(NsSince(slots_[i].start));
     if (!s.ok() && failed_++ == 0) Complain("pipelined Echo", s);
     // Counted here, not in Launch: several completions may run before the
     // posted launches do, and must not start more than total_ calls.
@@ -100,6 +106,7 @@ class Pipeline {
   const int total_;
   Blob request_;
   std::vector<Slot> slots_;
+  std::vector<double>* const latencies_;  // loop thread, until Wait returns
   std::atomic<int> started_{0};  // written on the loop thread
   std::atomic<bool> stop_{false};
   int failed_ = 0;   // loop thread only
@@ -175,6 +182,15 @@ std::vector<double> VrpcClient::UnaryRttNs(int calls, size_t bytes) {
     }
     out.push_back(ns);
   }
+  return out;
+}
+
+std::vector<double> VrpcClient::CallbackUnaryRttNs(int calls, size_t bytes) {
+  std::vector<double> out;
+  Pipeline pipeline(*stub_, loop_->reactor(), calls, 1, bytes, &out);
+  loop_->reactor().Post([&] { pipeline.Begin(); });
+  bool stalled = false;
+  if (!pipeline.Wait(absl::Seconds(5), &stalled)) return {};
   return out;
 }
 

@@ -42,6 +42,11 @@ class VrpcClient {
   // Blocking Echo calls of |bytes|, one at a time from this thread. Empty
   // if a call fails (the error goes to stderr).
   std::vector<double> UnaryRttNs(int calls, size_t bytes);
+  // Echo calls of |bytes| through the callback API, one at a time, each
+  // started on the client's loop when the previous one completed: the RTT
+  // without the hand-off between an application thread and the loop.
+  // Empty if a call fails.
+  std::vector<double> CallbackUnaryRttNs(int calls, size_t bytes);
   // Async Echo calls of |bytes| with |window| in flight, each next call
   // started from the previous one's completion: calls per second, 0 if a
   // call failed, -1 if the calls stopped completing for 5 s (then they are

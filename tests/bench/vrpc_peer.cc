@@ -2,6 +2,7 @@
 //
 // The vrpc process of the comparison (spawned by compare.cc):
 //   vrpc_peer --role=server --listen=ADDR [--notify=MODE] [--workers=N]
+//             [--inline_unary=false]
 //       serves Bench at ADDR; prints "ready ADDR" (or "error STATUS" and
 //       exits 1), then serves until SIGTERM/SIGINT.
 //   vrpc_peer --role=client --target=ADDR [--notify=MODE]
@@ -28,6 +29,8 @@ ABSL_FLAG(std::string, listen, "", "server: address to serve");
 ABSL_FLAG(std::string, target, "", "client: address to call");
 ABSL_FLAG(std::string, notify, "interrupt", "interrupt, poll or adaptive");
 ABSL_FLAG(int, workers, 1, "server: handler threads");
+ABSL_FLAG(bool, inline_unary, true,
+          "server: run the unary handlers (Echo, Sink) on the reactor, not a worker");
 
 namespace vrpc {
 namespace bench {
@@ -44,7 +47,7 @@ int Serve() {
     std::printf("error %s\n", loop.status().ToString().c_str());
     return 1;
   }
-  BenchServiceImpl service;
+  BenchServiceImpl service(absl::GetFlag(FLAGS_inline_unary));
   rpc::ServerOptions server_options;
   server_options.max_worker_threads = static_cast<size_t>(absl::GetFlag(FLAGS_workers));
   rpc::Server server(server_options);
