@@ -22,7 +22,7 @@ absl::StatusOr<double> RunOnce(const std::string& subject, const std::string& tm
   const std::string log = absl::StrCat(tmp_dir, "/callgrind.", count, ".log");
   const std::string cmd =
       absl::StrCat("timeout -s KILL ", timeout_s, " valgrind --tool=callgrind --callgrind-out-file=", out, " ", subject,
-                   " --warmup=", warmup, " --count=", count, " --tick_us=200 >", log, " 2>&1");
+                   " --warmup=", warmup, " --count=", count, " >", log, " 2>&1");
   const int rc = std::system(cmd.c_str());
   if (WIFEXITED(rc) && WEXITSTATUS(rc) == 137) {
     return absl::DeadlineExceededError(
