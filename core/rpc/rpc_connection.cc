@@ -114,13 +114,18 @@ void RpcConnection::Flush() {
   while (*alive && !out_.empty()) {
     pending_.Append(std::move(out_.bytes));
     out_.bytes.Clear();
-    std::vector<SessionEvent> events = std::move(out_.events);
-    out_.events.clear();
+    // Swap rather than move, so both vectors keep their capacity.
+    std::vector<SessionEvent> events;
+    events.swap(spare_events_);
+    events.swap(out_.events);
     ScheduleWrite();
     for (SessionEvent& e : events) {
       if (!*alive) return;
       if (callbacks_.on_event) callbacks_.on_event(e);
     }
+    if (!*alive) return;
+    events.clear();
+    if (spare_events_.capacity() < events.capacity()) spare_events_.swap(events);
   }
   if (*alive) flushing_ = false;
 }

@@ -22,6 +22,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "core/buffer/slice.h"
@@ -74,6 +75,7 @@ class RpcConnection {
 
   std::unique_ptr<transport::Connection> transport_;
   SessionOutput out_;
+  std::vector<SessionEvent> spare_events_;  // Flush: capacity kept between turns
   Session session_;
   Callbacks callbacks_;
   SliceChain pending_;

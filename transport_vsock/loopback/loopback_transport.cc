@@ -58,14 +58,17 @@ void LoopbackTransport::Wire::SendToPeer(std::vector<Packet>& packets) {
 void LoopbackTransport::Wire::Deliver() {
   posted_ = false;
   // Packets sent while delivering wait for the next turn (fairness).
-  std::deque<Packet> batch = std::move(queue_);
-  queue_.clear();
+  std::vector<Packet> batch;
+  batch.swap(spare_);
+  batch.swap(queue_);
   VsockNode& to = to_guest_ ? *owner_.guest_ : *owner_.host_;
   for (Packet& p : batch) {
     if (owner_.cut_) break;
     ++owner_.delivered_;
     to.OnPacket(p.header, std::move(p.payload));
   }
+  batch.clear();
+  if (spare_.capacity() < batch.capacity()) spare_.swap(batch);
 }
 
 }  // namespace vsock

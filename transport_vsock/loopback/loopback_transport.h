@@ -16,7 +16,6 @@
 #define VRPC_TRANSPORT_VSOCK_LOOPBACK_LOOPBACK_TRANSPORT_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -68,7 +67,8 @@ class LoopbackTransport {
    private:
     LoopbackTransport& owner_;
     const bool to_guest_;
-    std::deque<Packet> queue_;
+    std::vector<Packet> queue_;
+    std::vector<Packet> spare_;  // Deliver: capacity kept between turns
     bool posted_ = false;
   };
 

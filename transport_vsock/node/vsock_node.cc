@@ -74,11 +74,19 @@ void VsockNode::Flush() {
   if (flushing_) return;  // the outer Flush picks up what this call added
   flushing_ = true;
   while (!actions_.empty()) {
-    std::vector<Packet> packets = std::move(actions_.packets);
-    std::vector<Event> events = std::move(actions_.events);
-    actions_.Clear();
+    // Swap rather than move, so the vectors keep their capacity.
+    std::vector<Packet> packets;
+    std::vector<Event> events;
+    packets.swap(spare_packets_);
+    events.swap(spare_events_);
+    packets.swap(actions_.packets);
+    events.swap(actions_.events);
     if (!packets.empty()) sink_.SendToPeer(packets);
     for (const Event& e : events) Dispatch(e);
+    packets.clear();
+    events.clear();
+    if (spare_packets_.capacity() < packets.capacity()) spare_packets_.swap(packets);
+    if (spare_events_.capacity() < events.capacity()) spare_events_.swap(events);
   }
   flushing_ = false;
   ScheduleTimer();

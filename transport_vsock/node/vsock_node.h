@@ -144,6 +144,8 @@ class VsockNode {
   PacketSink& sink_;
   std::unique_ptr<Engine> engine_;
   Actions actions_;
+  std::vector<Packet> spare_packets_;  // Flush: capacity kept between turns
+  std::vector<Event> spare_events_;
   bool flushing_ = false;
   io::TimerId timer_ = 0;
   absl::Time timer_deadline_ = absl::InfiniteFuture();
