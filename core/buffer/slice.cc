@@ -31,8 +31,36 @@ Slice Slice::Copy(absl::string_view bytes) {
       reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
+namespace {
+
+// Small buffers share one allocation with their reference count.
+template <size_t N>
+struct alignas(16) InlineBytes {
+  InlineBytes() {}  // not zeroed: make_shared would value-initialize the bytes
+  uint8_t bytes[N];
+};
+
+// One allocation for the bytes and the reference count; *data receives
+// the bytes.
+template <size_t N>
+std::shared_ptr<const void> AllocateInline(uint8_t** data) {
+  std::shared_ptr<InlineBytes<N>> block = std::make_shared<InlineBytes<N>>();
+  *data = block->bytes;
+  return std::shared_ptr<const void>(std::move(block), *data);
+}
+
+}  // namespace
+
 Slice Slice::Allocate(size_t size, uint8_t** data) {
-  std::shared_ptr<uint8_t[]> buffer(new uint8_t[size == 0 ? 1 : size]);
+  if (size <= 64) {
+    std::shared_ptr<const void> owner = AllocateInline<64>(data);
+    return Slice(std::move(owner), *data, size);
+  }
+  if (size <= 512) {
+    std::shared_ptr<const void> owner = AllocateInline<512>(data);
+    return Slice(std::move(owner), *data, size);
+  }
+  std::shared_ptr<uint8_t[]> buffer(new uint8_t[size]);
   *data = buffer.get();
   const uint8_t* begin = buffer.get();
   return Slice(std::shared_ptr<const void>(std::move(buffer), begin), begin, size);

@@ -44,10 +44,15 @@ void Session::Emit(FrameType type, uint32_t stream, SliceChain payload, SessionO
   h.type = static_cast<uint8_t>(type);
   h.flags = flags;
   h.stream_id = stream;
-  uint8_t* raw = nullptr;
-  Slice header = Slice::Allocate(kFrameHeaderSize, &raw);
-  EncodeFrameHeader(h, raw);
-  out.bytes.Append(std::move(header));
+  // Frame headers are cut from a shared block: a reference count per frame
+  // instead of an allocation. The block lives while any of its headers does.
+  if (header_raw_ == nullptr || kHeaderBlockSize - header_used_ < kFrameHeaderSize) {
+    header_block_ = Slice::Allocate(kHeaderBlockSize, &header_raw_);
+    header_used_ = 0;
+  }
+  EncodeFrameHeader(h, header_raw_ + header_used_);
+  out.bytes.Append(header_block_.Sub(header_used_, kFrameHeaderSize));
+  header_used_ += kFrameHeaderSize;
   out.bytes.Append(std::move(payload));
   ++stats_.frames_out;
 }

@@ -187,6 +187,11 @@ class Session {
   uint32_t goaway_last_stream_ = 0xffffffffu;
   absl::Status error_;
   SessionStats stats_;
+  // Emit's frame headers: the current block, where to write, how much is used.
+  static constexpr size_t kHeaderBlockSize = 2048;
+  Slice header_block_;
+  uint8_t* header_raw_ = nullptr;
+  size_t header_used_ = 0;
 };
 
 }  // namespace rpc
