@@ -41,8 +41,7 @@ bool BlockingCall::Read(SliceChain* message) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return !inbox_.empty() || finished_; });
     if (inbox_.empty()) return false;
-    *message = std::move(inbox_.front());
-    inbox_.pop_front();
+    *message = inbox_.pop_front();
     size = message->size();
   }
   call_->Consume(size);

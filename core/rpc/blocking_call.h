@@ -16,12 +16,12 @@
 #define VRPC_CORE_RPC_BLOCKING_CALL_H_
 
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "absl/status/status.h"
+#include "core/buffer/message_queue.h"
 #include "core/buffer/slice.h"
 #include "core/rpc/channel.h"
 #include "core/rpc/client_call.h"
@@ -55,7 +55,7 @@ class BlockingCall final : private ClientCallObserver {
   std::shared_ptr<ClientCall> call_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<SliceChain> inbox_;
+  MessageQueue inbox_;
   int writes_in_flight_ = 0;
   absl::Status last_write_;
   bool finished_ = false;

@@ -98,8 +98,7 @@ void ClientCall::TrySend() {
       session.WantSend(stream_);  // kWritable resumes
       break;
     }
-    SliceChain message = std::move(writes_.front());
-    writes_.pop_front();
+    SliceChain message = writes_.pop_front();
     const absl::Status s = session.SendMessage(stream_, std::move(message), ch.conn_->out());
     // Each observer callback gets its own Status object (no rep shared with
     // this thread's locals: the observer hands them to other threads).

@@ -24,12 +24,12 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "core/buffer/message_queue.h"
 #include "core/buffer/slice.h"
 #include "core/io/reactor.h"
 #include "core/rpc/channel.h"
@@ -87,7 +87,7 @@ class ClientCall : public std::enable_shared_from_this<ClientCall> {
 
   Phase phase_ = Phase::kWaiting;
   uint32_t stream_ = 0;
-  std::deque<SliceChain> writes_;  // not yet taken by the session
+  MessageQueue writes_;  // not yet taken by the session
   bool writes_done_ = false;
   bool half_closed_ = false;
   io::TimerId deadline_timer_ = 0;

@@ -21,8 +21,7 @@ bool ServerCall::Read(SliceChain* message) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return !inbox_.empty() || inbox_closed_; });
     if (inbox_.empty()) return false;
-    *message = std::move(inbox_.front());
-    inbox_.pop_front();
+    *message = inbox_.pop_front();
     size = message->size();
   }
   // Reading opens the client's window for this call.

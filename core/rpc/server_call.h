@@ -17,7 +17,6 @@
 #define VRPC_CORE_RPC_SERVER_CALL_H_
 
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,6 +24,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "core/buffer/message_queue.h"
 #include "core/buffer/slice.h"
 #include "core/rpc/context.h"
 #include "core/transport/connection.h"
@@ -85,7 +85,7 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<SliceChain> inbox_;
+  MessageQueue inbox_;
   bool inbox_closed_ = false;
   bool ended_ = false;        // finished or cancelled
   // One write at a time: set by Write, taken on the reactor.
