@@ -139,12 +139,16 @@ void UringReactor::CancelTimer(TimerId id) {
 }
 
 void UringReactor::Post(absl::AnyInvocable<void()> fn) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(post_mu_);
     posted_.push_back(std::move(fn));
+    // A loop that is not (about to be) waiting looks at posted_ before it
+    // next waits: a busy-polling loop takes posts without a system call.
+    wake = waiting_;
+    waiting_ = false;  // one wake-up is enough
   }
-  // The loop thread looks at posted_ before it next waits.
-  if (running_here == this) return;
+  if (!wake || running_here == this) return;
   const uint64_t one = 1;
   (void)!::write(wake_fd_.get(), &one, sizeof(one));
 }
@@ -222,8 +226,11 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
                     std::min(wait, timer_order_.begin()->first - Now()));
   }
   {
+    // Decided under the lock Post takes: a Post after this either sees
+    // waiting_ (and writes the wake eventfd) or was seen here.
     std::lock_guard<std::mutex> lock(post_mu_);
     if (!posted_.empty()) wait = absl::ZeroDuration();
+    waiting_ = wait > absl::ZeroDuration();
   }
   if (wait > absl::ZeroDuration() && RUNNING_ON_VALGRIND) {
     // Valgrind 3.19 takes io_uring_enter for a call that does not block and
@@ -244,6 +251,10 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
       return absl::ErrnoToStatus(-rc, "io_uring_submit_and_wait_timeout");
     }
+  }
+  if (wait > absl::ZeroDuration()) {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    waiting_ = false;
   }
   // Without a wait, completions are read from the shared ring as they are:
   // the kernel posts poll completions without our entering it.

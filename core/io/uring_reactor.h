@@ -54,7 +54,8 @@ class UringReactor final : public Reactor {
   // posted does not wait, and makes no system call unless submissions are
   // queued: busy-polling components (the driver and device in poll mode)
   // post one task per turn, so such a turn costs a few hundred ns.
-  // Post() from the loop thread itself does not wake the loop (it is awake).
+  // Post() writes the wake eventfd only when the loop may be blocked in a
+  // wait (never from the loop thread itself, never while it busy-polls).
   absl::Status RunOnce(absl::Duration max_wait);
 
  private:
@@ -88,6 +89,7 @@ class UringReactor final : public Reactor {
   // annotations, so --config=tsan could not see an absl::Mutex.
   std::mutex post_mu_;
   std::vector<absl::AnyInvocable<void()>> posted_;  // guarded by post_mu_
+  bool waiting_ = false;  // guarded by post_mu_: the loop may block; Post must wake it
   std::vector<absl::AnyInvocable<void()>> running_;  // loop thread: the batch being run
   std::vector<std::pair<uint64_t, int>> completions_;  // loop thread: reused per turn
 };

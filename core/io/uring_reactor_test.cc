@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -170,6 +171,24 @@ TEST_F(UringReactorTest, PostAndStopFromAnotherThread) {
   VRPC_EXPECT_OK(reactor_->Run());
   other.join();
   EXPECT_EQ(posted.load(), 100);
+}
+
+TEST_F(UringReactorTest, PostFromAnotherThreadWakesABlockedWait) {
+  // The loop is blocked in a wait (up to the reactor's 1 s cap) when the
+  // other thread posts: the post must end the wait, not the timeout.
+  std::atomic<bool> ran{false};
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    reactor_->Post([&] { ran = true; });
+  });
+  const absl::Time start = absl::Now();
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::Seconds(10)));
+  while (!ran.load() && absl::Now() - start < absl::Seconds(5)) {
+    VRPC_EXPECT_OK(reactor_->RunOnce(absl::Seconds(10)));
+  }
+  other.join();
+  EXPECT_TRUE(ran.load());
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(800)) << "woken by the timeout, not the post";
 }
 
 TEST_F(UringReactorTest, StopBeforeRunReturnsAtOnce) {
