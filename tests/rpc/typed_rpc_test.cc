@@ -223,6 +223,36 @@ TEST_F(TypedRpcTest, HealthCheckAndWatch) {
   EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled));
 }
 
+TEST_F(TypedRpcTest, HealthCheckIsAnsweredWhileEveryWorkerIsBusy) {
+  // One worker thread, taken by a Watch that never ends on its own: Check
+  // runs inline on the server's loop, so it still answers.
+  HealthService health;
+  ServerOptions options;
+  options.max_worker_threads = 1;
+  Server busy(options);
+  VRPC_ASSERT_OK(busy.RegisterService(&health));
+  std::shared_ptr<Channel> channel;
+  loop_->RunSync([&] {
+    busy.AddListener(*link_->host().Listen(7002));
+    channel = Channel::Create(link_->guest().ConnectorTo(7002));
+  });
+  Health::Stub stub(channel);
+  HealthCheckRequest req;
+  HealthCheckResponse resp;
+  ClientContext watch_ctx;
+  auto watch = stub.Watch(&watch_ctx, req);
+  ASSERT_TRUE(watch->Read(&resp));  // the worker is in Watch now
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(5));
+  VRPC_ASSERT_OK(stub.Check(&ctx, req, &resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  watch_ctx.TryCancel();
+  EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled));
+  channel->Shutdown();
+  health.Shutdown();
+  busy.Shutdown(absl::Now() + absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace rpc
 }  // namespace vrpc

@@ -5,6 +5,9 @@
 // name ("" is the server as a whole; NOT_FOUND for names never set); Watch
 // streams the current status and then every change until the client goes.
 //
+// Check runs inline on the server's loop (Service::RunInline), so it is
+// answered even when every worker is taken; Watch runs on a worker.
+//
 // Thread-safe: SetServingStatus may be called from any thread.
 #ifndef VRPC_CORE_RPC_HEALTH_HEALTH_SERVICE_H_
 #define VRPC_CORE_RPC_HEALTH_HEALTH_SERVICE_H_
