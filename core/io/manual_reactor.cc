@@ -8,6 +8,14 @@
 
 namespace vrpc {
 namespace io {
+namespace {
+
+// The reactor whose round is on this thread's stack, if any.
+thread_local const ManualReactor* running_here = nullptr;
+
+}  // namespace
+
+bool ManualReactor::InLoop() const { return running_here == this; }
 
 absl::StatusOr<WatchId> ManualReactor::Watch(int fd, uint32_t events,
                                              absl::AnyInvocable<void(uint32_t)> on_ready) {
@@ -43,6 +51,12 @@ void ManualReactor::Post(absl::AnyInvocable<void()> fn) {
 }
 
 size_t ManualReactor::RunRound() {
+  const ManualReactor* const saved = running_here;
+  running_here = this;
+  struct Restore {
+    const ManualReactor* saved;
+    ~Restore() { running_here = saved; }
+  } restore{saved};
   size_t ran = 0;
   std::vector<absl::AnyInvocable<void()>> batch;
   {

@@ -31,6 +31,8 @@ class ManualReactor final : public Reactor {
   void CancelTimer(TimerId id) override;
   void Post(absl::AnyInvocable<void()> fn) override;  // thread-safe
   absl::Time Now() const override { return now_; }
+  // True inside RunUntilIdle / AdvanceTime's callbacks, on their thread.
+  bool InLoop() const override;
 
   // Runs posted functions, ready fd callbacks and timers due at Now() until
   // none is left, or |max_rounds| rounds ran (a guard against a callback

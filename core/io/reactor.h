@@ -59,6 +59,12 @@ class Reactor {
 
   // The reactor's clock: the time protocol engines are given.
   virtual absl::Time Now() const = 0;
+
+  // True when called from one of this reactor's callbacks, on its thread:
+  // work meant for the loop may then run at once instead of being posted.
+  // Implementations that cannot tell return false (posting is always
+  // correct).
+  virtual bool InLoop() const { return false; }
 };
 
 }  // namespace io

@@ -138,6 +138,8 @@ void UringReactor::CancelTimer(TimerId id) {
   timers_.erase(it);
 }
 
+bool UringReactor::InLoop() const { return running_here == this; }
+
 void UringReactor::Post(absl::AnyInvocable<void()> fn) {
   bool wake;
   {

@@ -41,6 +41,7 @@ class UringReactor final : public Reactor {
   void CancelTimer(TimerId id) override;
   void Post(absl::AnyInvocable<void()> fn) override;
   absl::Time Now() const override { return absl::Now(); }
+  bool InLoop() const override;
 
   // Runs the loop on the calling thread until Stop(). Returns the first
   // io_uring error, or OK after Stop(), once the closures posted before

@@ -12,27 +12,14 @@ namespace vrpc {
 namespace rpc {
 namespace {
 
-// The thread a reactor's tasks ran on last (one reactor per channel).
-thread_local const void* current_loop = nullptr;
-
-class LoopScope {
- public:
-  explicit LoopScope(const void* loop) : saved_(current_loop) { current_loop = loop; }
-  ~LoopScope() { current_loop = saved_; }
-
- private:
-  const void* saved_;
-};
-
 // Wraps |fn(Channel&, args...)| for callbacks that may outlive |channel|
 // (transport events, timers, posted tasks): it runs only while the channel
-// is alive, and marked as running on the channel's loop.
+// is alive.
 template <typename Fn>
-auto Guarded(Channel& channel, const io::Reactor* loop, Fn fn) {
-  return [weak = channel.weak_from_this(), loop, fn = std::move(fn)](auto&&... args) {
+auto Guarded(Channel& channel, Fn fn) {
+  return [weak = channel.weak_from_this(), fn = std::move(fn)](auto&&... args) {
     std::shared_ptr<Channel> self = weak.lock();
     if (self == nullptr) return;
-    LoopScope scope(loop);
     fn(*self, std::forward<decltype(args)>(args)...);
   };
 }
@@ -73,8 +60,8 @@ Channel::~Channel() {
 }
 
 void Channel::RunOnLoop(std::function<void()> fn) {
-  if (current_loop == &reactor_) return fn();
-  reactor_.Post(Guarded(*this, &reactor_, [fn = std::move(fn)](Channel&) { fn(); }));
+  if (reactor_.InLoop()) return fn();
+  reactor_.Post(Guarded(*this, [fn = std::move(fn)](Channel&) { fn(); }));
 }
 
 // ---------------------------------------------------------------------------
@@ -192,9 +179,9 @@ void Channel::Connect() {
     return;
   }
   connecting_ = *std::move(c);
-  connecting_->SetEventHandler(Guarded(
-      *this, &reactor_,
-      [](Channel& self, const transport::ConnectionEvent& e) { self.OnConnectionEvent(e); }));
+  connecting_->SetEventHandler(Guarded(*this, [](Channel& self, const transport::ConnectionEvent& e) {
+    self.OnConnectionEvent(e);
+  }));
   SetState(ConnectivityState::kConnecting);
   if (connecting_ != nullptr && connecting_->state() == transport::ConnectionState::kOpen) {
     OnReady();
@@ -227,11 +214,11 @@ void Channel::OnReady() {
   backoff_.Reset();
   RpcConnection::Callbacks callbacks;
   callbacks.on_event =
-      Guarded(*this, &reactor_, [](Channel& self, SessionEvent& e) { self.OnSessionEvent(e); });
+      Guarded(*this, [](Channel& self, SessionEvent& e) { self.OnSessionEvent(e); });
   callbacks.on_closed = Guarded(
-      *this, &reactor_, [](Channel& self, const absl::Status& why) { self.OnConnectionLost(why); });
+      *this, [](Channel& self, const absl::Status& why) { self.OnConnectionLost(why); });
   callbacks.on_credit =
-      Guarded(*this, &reactor_, [](Channel& self, bool blocked) { self.SetCreditBlocked(blocked); });
+      Guarded(*this, [](Channel& self, bool blocked) { self.SetCreditBlocked(blocked); });
   conn_ = std::make_unique<RpcConnection>(std::move(transport), Session::Role::kClient,
                                           options_.session, std::move(callbacks));
   SetState(ConnectivityState::kReady);
@@ -267,7 +254,7 @@ void Channel::OnConnectionLost(const absl::Status& why) {
 
 void Channel::ScheduleReconnect() {
   if (info_.state == ConnectivityState::kShutdown || reconnect_timer_ != 0) return;
-  reconnect_timer_ = reactor_.RunAfter(backoff_.Next(), Guarded(*this, &reactor_, [](Channel& self) {
+  reconnect_timer_ = reactor_.RunAfter(backoff_.Next(), Guarded(*this, [](Channel& self) {
                                          self.reconnect_timer_ = 0;
                                          self.Connect();
                                        }));
@@ -277,7 +264,7 @@ void Channel::ArmKeepalive() {
   if (options_.keepalive_time == absl::InfiniteDuration() || conn_ == nullptr) return;
   const absl::Duration delay =
       ping_outstanding_ ? options_.keepalive_timeout : options_.keepalive_time;
-  keepalive_timer_ = reactor_.RunAfter(delay, Guarded(*this, &reactor_, [](Channel& self) {
+  keepalive_timer_ = reactor_.RunAfter(delay, Guarded(*this, [](Channel& self) {
                                          self.keepalive_timer_ = 0;
                                          self.OnKeepalive();
                                        }));
@@ -387,14 +374,14 @@ void Channel::CallEnded(const ClientCall& call, const absl::Status& status) {
   }
   if (call.stream_ != 0) active_.erase(call.stream_);
   if (draining_ && active_.empty()) {
-    reactor_.Post(Guarded(*this, &reactor_, [](Channel& self) {
+    reactor_.Post(Guarded(*this, [](Channel& self) {
       if (self.draining_ && self.active_.empty()) self.RetireConnection();
     }));
     return;
   }
   // A slot may have opened under the server's concurrency limit.
   if (!waiting_.empty()) {
-    reactor_.Post(Guarded(*this, &reactor_, [](Channel& self) { self.StartWaitingCalls(); }));
+    reactor_.Post(Guarded(*this, [](Channel& self) { self.StartWaitingCalls(); }));
   }
 }
 
