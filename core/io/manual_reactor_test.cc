@@ -35,6 +35,22 @@ TEST(ManualReactorTest, TimeOnlyMovesWhenAdvanced) {
   EXPECT_EQ(r.Now(), t0 + absl::Seconds(2));
 }
 
+TEST(ManualReactorTest, InLoopOnlyInsideItsOwnCallbacks) {
+  ManualReactor r, other;
+  EXPECT_FALSE(r.InLoop());
+  bool posted = false, timer = false, other_inside = true;
+  r.Post([&] {
+    posted = r.InLoop();
+    other_inside = other.InLoop();
+  });
+  r.RunAfter(absl::Seconds(1), [&] { timer = r.InLoop(); });
+  r.AdvanceTime(absl::Seconds(2));
+  EXPECT_TRUE(posted);
+  EXPECT_TRUE(timer);
+  EXPECT_FALSE(other_inside);
+  EXPECT_FALSE(r.InLoop());
+}
+
 TEST(ManualReactorTest, CancelledTimerDoesNotFire) {
   ManualReactor r;
   bool fired = false;

@@ -191,6 +191,30 @@ TEST_F(UringReactorTest, PostFromAnotherThreadWakesABlockedWait) {
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(800)) << "woken by the timeout, not the post";
 }
 
+TEST_F(UringReactorTest, InLoopOnlyInsideItsOwnCallbacks) {
+  EXPECT_FALSE(reactor_->InLoop());
+  auto other = UringReactor::Create();
+  ASSERT_THAT(other, IsOk());
+  bool inside = false, other_inside = true;
+  reactor_->Post([&] {
+    inside = reactor_->InLoop();
+    other_inside = (*other)->InLoop();
+  });
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::ZeroDuration()));
+  EXPECT_TRUE(inside);
+  EXPECT_FALSE(other_inside);
+  EXPECT_FALSE(reactor_->InLoop());
+  // Another thread, while the loop runs: not in the loop.
+  std::atomic<int> from_thread{-1};
+  std::thread t([&] {
+    from_thread = reactor_->InLoop() ? 1 : 0;
+    reactor_->Post([&] { reactor_->Stop(); });
+  });
+  VRPC_EXPECT_OK(reactor_->Run());
+  t.join();
+  EXPECT_EQ(from_thread.load(), 0);
+}
+
 TEST_F(UringReactorTest, StopBeforeRunReturnsAtOnce) {
   reactor_->Stop();
   VRPC_EXPECT_OK(reactor_->Run());
