@@ -12,7 +12,14 @@ std::shared_ptr<ClientCall> ClientCall::Start(const std::shared_ptr<Channel>& ch
                                               ClientCallObserver* observer,
                                               std::optional<SliceChain> first_message,
                                               bool writes_done) {
-  std::shared_ptr<ClientCall> call(new ClientCall(channel, std::move(method), context, observer));
+  // One allocation for the call and its count (the constructor is private).
+  struct Shareable : ClientCall {
+    Shareable(const std::shared_ptr<Channel>& ch, std::string m, ClientContext* ctx,
+              ClientCallObserver* obs)
+        : ClientCall(ch, std::move(m), ctx, obs) {}
+  };
+  std::shared_ptr<ClientCall> call =
+      std::make_shared<Shareable>(channel, std::move(method), context, observer);
   // Not yet visible to the loop: no synchronization needed.
   if (first_message.has_value()) call->writes_.push_back(*std::move(first_message));
   call->writes_done_ = writes_done;

@@ -16,16 +16,17 @@ RpcConnection::RpcConnection(std::unique_ptr<transport::Connection> transport,
       callbacks_(std::move(callbacks)) {
   transport_->SetEventHandler([this](const transport::ConnectionEvent& e) { OnTransportEvent(e); });
   // Bytes may have arrived before the handler was set.
-  transport_->reactor().Post([this, alive = alive_] {
-    if (!*alive) return;
-    ReadAll();
-    Flush();
+  transport_->reactor().Post([alive = alive_] {
+    if (RpcConnection* self = *alive) {
+      self->ReadAll();
+      self->Flush();
+    }
   });
   Flush();
 }
 
 RpcConnection::~RpcConnection() {
-  *alive_ = false;
+  *alive_ = nullptr;
   closed_ = true;
   transport_->SetEventHandler(nullptr);
   transport_->Close();
@@ -33,7 +34,7 @@ RpcConnection::~RpcConnection() {
 
 void RpcConnection::OnTransportEvent(const transport::ConnectionEvent& e) {
   if (closed_) return;
-  std::shared_ptr<bool> alive = alive_;
+  std::shared_ptr<RpcConnection*> alive = alive_;
   switch (e.type) {
     case transport::ConnectionEventType::kReadable:
     case transport::ConnectionEventType::kPeerShutdown:
@@ -100,17 +101,20 @@ void RpcConnection::WritePending() {
 void RpcConnection::ScheduleWrite() {
   if (write_posted_ || pending_.empty()) return;
   write_posted_ = true;
-  transport_->reactor().Post([this, alive = alive_] {
-    if (!*alive) return;
-    write_posted_ = false;
-    WritePending();
+  // Capturing only |alive| keeps the closure within AnyInvocable's inline
+  // storage: no allocation per write.
+  transport_->reactor().Post([alive = alive_] {
+    if (RpcConnection* self = *alive) {
+      self->write_posted_ = false;
+      self->WritePending();
+    }
   });
 }
 
 void RpcConnection::Flush() {
   if (flushing_) return;
   flushing_ = true;
-  std::shared_ptr<bool> alive = alive_;
+  std::shared_ptr<RpcConnection*> alive = alive_;
   while (*alive && !out_.empty()) {
     pending_.Append(std::move(out_.bytes));
     out_.bytes.Clear();
@@ -139,7 +143,7 @@ void RpcConnection::Close(const absl::Status& why) {
   WritePending();
   if (closed_) return;
   // End every call through the session's own bookkeeping (events).
-  std::shared_ptr<bool> alive = alive_;
+  std::shared_ptr<RpcConnection*> alive = alive_;
   session_.Abort(why, out_);
   closed_ = true;
   std::vector<SessionEvent> events = std::move(out_.events);

@@ -84,7 +84,9 @@ class RpcConnection {
   bool close_when_flushed_ = false;
   bool credit_blocked_ = false;
   bool write_posted_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // This connection while it lives, null after: what posted closures and
+  // callbacks that may outlive it check.
+  std::shared_ptr<RpcConnection*> alive_ = std::make_shared<RpcConnection*>(this);
 };
 
 }  // namespace rpc

@@ -126,7 +126,7 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
   const absl::Time deadline = e.headers.timeout == absl::InfiniteDuration()
                                   ? absl::InfiniteFuture()
                                   : absl::Now() + e.headers.timeout;
-  auto context = std::make_unique<ServerContext>(e.headers.method, deadline,
+  auto context = std::make_unique<ServerContext>(std::move(e.headers.method), deadline,
                                                  std::move(e.headers.metadata), conn->peer());
   auto call = std::make_shared<ServerCall>(conn, e.stream, std::move(context));
   conn->Register(e.stream, call, e.headers.timeout);
