@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/base/status_macros.h"
 
 namespace vrpc {
@@ -60,10 +61,19 @@ class Writer {
   std::string out_;
 };
 
-// Reads a flattened payload; every read is bounds-checked.
+// Reads a payload, flattened only when it spans several slices; every read
+// is bounds-checked. |in| must outlive the reader.
 class Reader {
  public:
-  explicit Reader(const SliceChain& in) : data_(in.ToString()) {}
+  explicit Reader(const SliceChain& in) {
+    if (in.slices().size() == 1) {
+      const Slice& only = in.slices()[0];
+      data_ = absl::string_view(reinterpret_cast<const char*>(only.data()), only.size());
+    } else {
+      flat_ = in.ToString();
+      data_ = flat_;
+    }
+  }
   bool done() const { return pos_ == data_.size(); }
   size_t left() const { return data_.size() - pos_; }
 
@@ -100,7 +110,7 @@ class Reader {
       return absl::ResourceExhaustedError(absl::StrCat("string of ", n, " bytes over ", max));
     }
     if (n > left()) return Truncated();
-    s->assign(data_, pos_, n);
+    s->assign(data_.data() + pos_, n);
     pos_ += n;
     return absl::OkStatus();
   }
@@ -135,7 +145,8 @@ class Reader {
   static absl::Status Truncated() { return absl::InvalidArgumentError("truncated payload"); }
   const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(data_.data()); }
 
-  std::string data_;
+  std::string flat_;       // a multi-slice payload, flattened
+  absl::string_view data_;  // what is read: the single slice, or flat_
   size_t pos_ = 0;
 };
 
