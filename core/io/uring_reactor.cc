@@ -241,15 +241,16 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
     (void)io_uring_submit(&ring_);
     if (io_uring_cq_ready(&ring_) == 0) {
       pollfd p{ring_.ring_fd, POLLIN, 0};
-      (void)::poll(&p, 1, static_cast<int>(std::min(absl::ToInt64Milliseconds(wait), int64_t{5})));
+      const int64_t ms = std::min(absl::ToInt64Milliseconds(wait), int64_t{5});
+      (void)::poll(&p, 1, static_cast<int>(ms));
     }
   } else if (wait > absl::ZeroDuration() || io_uring_sq_ready(&ring_) > 0 ||
              io_uring_cq_has_overflow(&ring_)) {
     const timespec t = absl::ToTimespec(wait);
     __kernel_timespec ts{t.tv_sec, t.tv_nsec};
     io_uring_cqe* cqe = nullptr;
-    const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait > absl::ZeroDuration() ? 1 : 0,
-                                                    &ts, nullptr);
+    const unsigned wait_for = wait > absl::ZeroDuration() ? 1 : 0;
+    const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_for, &ts, nullptr);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
       return absl::ErrnoToStatus(-rc, "io_uring_submit_and_wait_timeout");
     }

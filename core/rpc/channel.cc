@@ -179,9 +179,10 @@ void Channel::Connect() {
     return;
   }
   connecting_ = *std::move(c);
-  connecting_->SetEventHandler(Guarded(*this, [](Channel& self, const transport::ConnectionEvent& e) {
-    self.OnConnectionEvent(e);
-  }));
+  connecting_->SetEventHandler(
+      Guarded(*this, [](Channel& self, const transport::ConnectionEvent& e) {
+        self.OnConnectionEvent(e);
+      }));
   SetState(ConnectivityState::kConnecting);
   if (connecting_ != nullptr && connecting_->state() == transport::ConnectionState::kOpen) {
     OnReady();

@@ -9,8 +9,8 @@ namespace rpc {
 absl::Status Service::RunInline(absl::string_view name) {
   for (const std::unique_ptr<Method>& m : methods_) {
     const absl::string_view full = m->name;
-    const bool match =
-        full == name || (!absl::StartsWith(name, "/") && absl::EndsWith(full, absl::StrCat("/", name)));
+    const bool match = full == name || (!absl::StartsWith(name, "/") &&
+                                        absl::EndsWith(full, absl::StrCat("/", name)));
     if (!match) continue;
     if (m->kind != MethodKind::kUnary) {
       return absl::InvalidArgumentError(

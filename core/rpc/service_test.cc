@@ -39,7 +39,8 @@ TEST(ServiceTest, RunInlineRefusesStreamingAndUnknownMethods) {
   EXPECT_EQ(svc.RunInline("GetMany").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(svc.Inline("/pkg.Svc/GetMany"));
   EXPECT_EQ(svc.RunInline("Put").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(svc.RunInline("/Get").code(), absl::StatusCode::kNotFound);  // a full name must match whole
+  // A full name must match whole.
+  EXPECT_EQ(svc.RunInline("/Get").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(svc.RunInline("et").code(), absl::StatusCode::kNotFound);
 }
 

@@ -447,9 +447,8 @@ int Main() {
               env.n.rounds, env.tmp.c_str());
   const std::string only = absl::GetFlag(FLAGS_only);
   auto part = [&](const char* name, void (*measure)(Env&)) {
-    if (only.empty() || absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", name, ","))) {
-      measure(env);
-    }
+    const std::string wanted = absl::StrCat(",", only, ",");
+    if (only.empty() || absl::StrContains(wanted, absl::StrCat(",", name, ","))) measure(env);
   };
   part("baselines", MeasureBaselines);
   part("grpc", MeasureGrpc);
