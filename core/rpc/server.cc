@@ -96,6 +96,18 @@ void Server::ConnectionClosed(ServerConnection* conn) {
   cv_.notify_all();  // Shutdown waits for the last one
 }
 
+namespace {
+
+// Runs |handler| for |call|: its status, but CANCELLED for a call that was
+// cancelled while the handler returned OK.
+absl::Status RunHandler(const Service::Handler& handler, ServerCall& call) {
+  absl::Status status = handler(call);
+  if (call.context().IsCancelled() && status.ok()) status = absl::CancelledError();
+  return status;
+}
+
+}  // namespace
+
 void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionEvent& e) {
   RpcConnection& rpc = *conn->rpc();
   const Service::Method* method = nullptr;
@@ -138,9 +150,7 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
     // On this reactor thread, once the request is complete.
     call->RunInlineWhenComplete([this, handler = &method->handler](ServerCall& c, bool run) {
       if (run) {
-        absl::Status status = (*handler)(c);
-        if (c.context().IsCancelled() && status.ok()) status = absl::CancelledError();
-        c.Finish(status);
+        c.Finish(RunHandler(*handler, c));
       }
       CallDone(!run || c.context().IsCancelled());
     });
@@ -148,8 +158,7 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
   }
   std::weak_ptr<ServerConnection> weak = conn;
   workers_->Submit([this, call, weak, handler = &method->handler] {
-    absl::Status status = (*handler)(*call);
-    if (call->context().IsCancelled() && status.ok()) status = absl::CancelledError();
+    const absl::Status status = RunHandler(*handler, *call);
     if (auto c = weak.lock()) {
       c->Post([call, status](ServerConnection&) { call->Finish(status); });
     }

@@ -3,7 +3,9 @@
 // Server: serves registered services on any number of core/transport
 // listeners. Each accepted connection runs a Session (role server) on the
 // listener's reactor; each call runs its handler on a worker thread with a
-// blocking ServerCall, and the handler's status becomes the trailers.
+// blocking ServerCall (or, for methods marked Service::RunInline, on the
+// reactor once the request is complete), and the handler's status becomes
+// the trailers.
 //
 //   auto server = Server::Create(options);
 //   server->RegisterService(&echo_service);       // before Start
