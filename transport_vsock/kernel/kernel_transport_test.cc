@@ -149,6 +149,22 @@ class KernelTransportTest : public ::testing::Test {
     ASSERT_EQ(client_.conn->state(), ConnectionState::kOpen);
     ASSERT_NE(server_.conn, nullptr);
   }
+  // Adopts both ends of an AF_UNIX socketpair of |type| and checks that
+  // 300000 bytes and the half-close get across intact.
+  void ExpectAdoptedPairCarries300000Bytes(int type) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+    VRPC_ASSERT_OK_AND_ASSIGN(auto a, AdoptConnectedSocket(UniqueFd(sv[0]), reactor_));
+    VRPC_ASSERT_OK_AND_ASSIGN(auto b, AdoptConnectedSocket(UniqueFd(sv[1]), reactor_));
+    client_.Attach(std::move(a));
+    server_.Attach(std::move(b));
+    client_.to_send = 300000;
+    client_.shutdown_when_sent = true;
+    client_.Pump();
+    for (int i = 0; i < 1000 && server_.Count(E::kPeerShutdown) == 0; ++i) reactor_.RunUntilIdle();
+    EXPECT_EQ(server_.received, 300000u);
+    EXPECT_EQ(server_.mismatches, 0u);
+  }
 
   io::ManualReactor reactor_;
   std::string dir_, path_;
@@ -403,18 +419,7 @@ TEST_F(KernelTransportTest, ListenErrors) {
 }
 
 TEST_F(KernelTransportTest, AdoptsASocketpair) {
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  VRPC_ASSERT_OK_AND_ASSIGN(auto a, AdoptConnectedSocket(UniqueFd(sv[0]), reactor_));
-  VRPC_ASSERT_OK_AND_ASSIGN(auto b, AdoptConnectedSocket(UniqueFd(sv[1]), reactor_));
-  client_.Attach(std::move(a));
-  server_.Attach(std::move(b));
-  client_.to_send = 300000;
-  client_.shutdown_when_sent = true;
-  client_.Pump();
-  for (int i = 0; i < 1000 && server_.Count(E::kPeerShutdown) == 0; ++i) reactor_.RunUntilIdle();
-  EXPECT_EQ(server_.received, 300000u);
-  EXPECT_EQ(server_.mismatches, 0u);
+  ExpectAdoptedPairCarries300000Bytes(SOCK_STREAM);
   int dgram[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, dgram), 0);
   ::close(dgram[1]);
@@ -428,18 +433,7 @@ TEST_F(KernelTransportTest, AdoptsASocketpair) {
 }
 
 TEST_F(KernelTransportTest, AdoptsASeqpacketSocketpair) {
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-  VRPC_ASSERT_OK_AND_ASSIGN(auto a, AdoptConnectedSocket(UniqueFd(sv[0]), reactor_));
-  VRPC_ASSERT_OK_AND_ASSIGN(auto b, AdoptConnectedSocket(UniqueFd(sv[1]), reactor_));
-  client_.Attach(std::move(a));
-  server_.Attach(std::move(b));
-  client_.to_send = 300000;
-  client_.shutdown_when_sent = true;
-  client_.Pump();
-  for (int i = 0; i < 1000 && server_.Count(E::kPeerShutdown) == 0; ++i) reactor_.RunUntilIdle();
-  EXPECT_EQ(server_.received, 300000u);
-  EXPECT_EQ(server_.mismatches, 0u);
+  ExpectAdoptedPairCarries300000Bytes(SOCK_SEQPACKET);
 }
 
 TEST_F(KernelTransportTest, SeqpacketVsockConnectorOpensNothingUntilConnect) {
