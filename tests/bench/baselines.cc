@@ -15,15 +15,11 @@
 #include <memory>
 #include <thread>
 
+#include "tests/bench/stats.h"
+
 namespace vrpc {
 namespace bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double NsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-}
 
 void PinTo(int cpu) {
   cpu_set_t set;

@@ -9,16 +9,11 @@
 #include "absl/time/clock.h"
 #include "tests/bench/bench.pb.h"
 #include "tests/bench/grpc_bench.grpc.pb.h"
+#include "tests/bench/stats.h"
 
 namespace vrpc {
 namespace bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double NsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-}
 
 void Complain(const char* what, const grpc::Status& s) {
   std::fprintf(stderr, "grpc client: %s: %d %s\n", what, static_cast<int>(s.error_code()),

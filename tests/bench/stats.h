@@ -1,6 +1,6 @@
 // File: tests/bench/stats.h
 //
-// Sample statistics, and the interleaved comparison the polled ratios use:
+// The benchmarks' clock, sample statistics, and the interleaved comparison the polled ratios use:
 // on these 2-vCPU VMs the shared-memory floor moves (about 100, 220 or
 // 800+ ns) within seconds, so a baseline measured a minute before the
 // subject is not comparable. RunInterleaved alternates short batches of
@@ -9,12 +9,20 @@
 #ifndef VRPC_TESTS_BENCH_STATS_H_
 #define VRPC_TESTS_BENCH_STATS_H_
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <vector>
 
 namespace vrpc {
 namespace bench {
+
+using Clock = std::chrono::steady_clock;
+
+// Nanoseconds from |start| until now.
+inline double NsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+}
 
 // The |p| quantile (0..1, nearest rank) of |samples|; 0 when empty.
 double Percentile(std::vector<double> samples, double p);

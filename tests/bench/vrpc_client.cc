@@ -11,17 +11,12 @@
 #include "absl/time/clock.h"
 #include "core/rpc/context.h"
 #include "tests/bench/bench.pb.h"
+#include "tests/bench/stats.h"
 #include "transport_vsock/dial/dial.h"
 
 namespace vrpc {
 namespace bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double NsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-}
 
 void Complain(const char* what, const absl::Status& s) {
   std::fprintf(stderr, "vrpc client: %s: %s\n", what, s.ToString().c_str());
