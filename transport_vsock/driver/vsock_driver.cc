@@ -114,6 +114,7 @@ absl::Status VsockDriver::BringUp() {
     config.queue_size = options_.queue_size;
     config.event_queue_size = options_.event_queue_size;
     config.rx_buffer_size = options_.rx_buffer_size;
+    config.rx_buffers = options_.rx_buffers;
     config.tx_pool_bytes = options_.tx_pool_bytes;
     config.event_idx = (negotiated_ & kVirtioFeatureEventIdx) != 0;
     VRPC_ASSIGN_OR_RETURN(session_, internal::Session::Create(*bus_, reactor_, config));

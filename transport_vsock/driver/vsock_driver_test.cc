@@ -300,6 +300,35 @@ TEST_F(DriverTest, HeldRxBuffersAreCopiedPastHalfTheRing) {
   EXPECT_LT(guest->conn->stats().rx_bytes_copied, bytes.size());
 }
 
+TEST_F(DriverTest, PostsRxBuffersNotRingEntriesAndCopiesPastHalfOfThem) {
+  // A 64-entry ring with 8 rx buffers: 4 payloads are lent, the other 36
+  // are copied because the application holds half the buffers.
+  VsockDriverOptions options;
+  options.queue_size = 64;
+  options.rx_buffer_size = 4096;
+  options.rx_buffers = 8;
+  Start(options);
+  auto listener = HostListen(5000);
+  auto guest = GuestConnect(5000);
+  ASSERT_EQ(host_peers_.size(), 1u);
+  std::vector<SliceChain> held;
+  for (int i = 0; i < 40; ++i) {
+    SliceChain chunk(Slice::Copy(Pattern(4000, i)));
+    ASSERT_THAT(host_peers_[0]->conn->Write(chunk), IsOk());
+    Run();
+    auto data = guest->conn->Read(SIZE_MAX);
+    ASSERT_THAT(data, IsOk());
+    EXPECT_TRUE(data->ToString() == Pattern(4000, i));
+    held.push_back(*std::move(data));
+  }
+  EXPECT_EQ(guest->conn->stats().rx_bytes_copied, 36u * 4000);
+  held.clear();
+  Run();
+  Transfer(*host_peers_[0], *guest, Pattern(1 << 20, 3), false);
+  Transfer(*guest, *host_peers_[0], Pattern(1 << 20, 4), true);
+  EXPECT_EQ(driver_->stats().device_losses, 0u);
+}
+
 TEST_F(DriverTest, MoreConnectionsThanTxDescriptorsWaitForTheRing) {
   // A 16-entry tx ring and 64 connects: the REQUESTs queue for
   // descriptors instead of failing the session.

@@ -36,6 +36,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Bus& bus, io::Reactor& 
     return absl::InvalidArgumentError(
         absl::StrCat("rx buffer size ", config.rx_buffer_size, " not in [1, 64 KiB]"));
   }
+  if (config.rx_buffers == 0) return absl::InvalidArgumentError("no rx buffers");
   if (config.tx_pool_bytes < 2 * kMaxPacketPayload || config.max_tx_segments == 0) {
     return absl::InvalidArgumentError("tx pool below 128 KiB or max_tx_segments 0");
   }
@@ -50,7 +51,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(Bus& bus, io::Reactor& 
 }
 
 Session::Session(Bus& bus, io::Reactor& reactor, const SessionConfig& config)
-    : bus_(bus), reactor_(reactor), config_(config) {
+    : bus_(bus),
+      reactor_(reactor),
+      config_(config),
+      rx_buffers_(std::min(config.rx_buffers, config.queue_size)) {
   returns_->session = this;
 }
 
@@ -80,9 +84,13 @@ absl::Status Session::Layout() {
   total += size_t{config_.queue_size} * kAlign;
   const size_t events = total;
   total += size_t{config_.event_queue_size} * kAlign;
-  const size_t rx_stride = RoundUp(kHeaderSize + config_.rx_buffer_size, kAlign);
+  // A buffer of a page or more starts on a page, so a small packet touches
+  // one page, not two.
+  const size_t rx_align = kHeaderSize + config_.rx_buffer_size >= kPage ? kPage : kAlign;
+  const size_t rx_stride = RoundUp(kHeaderSize + config_.rx_buffer_size, rx_align);
+  total = RoundUp(total, rx_align);
   const size_t rx = total;
-  total += size_t{config_.queue_size} * rx_stride;
+  total += size_t{rx_buffers_} * rx_stride;
   VRPC_ASSIGN_OR_RETURN(layout_, bus_.AllocateDma(total));
   VRPC_ASSIGN_OR_RETURN(DmaRegion pool, bus_.AllocateDma(config_.tx_pool_bytes));
   tx_pool_ = TxPool::Create(std::move(pool));
@@ -102,9 +110,9 @@ absl::Status Session::Layout() {
   }
   for (uint32_t i = 0; i < config_.queue_size; ++i) {
     tx_headers_.push_back(at(headers + i * kAlign));
-    rx_.push_back(at(rx + i * rx_stride));
     free_tx_slots_.push_back(config_.queue_size - 1 - i);
   }
+  for (uint32_t i = 0; i < rx_buffers_; ++i) rx_.push_back(at(rx + i * rx_stride));
   tx_slots_.resize(config_.queue_size);
   for (uint32_t i = 0; i < config_.event_queue_size; ++i) {
     event_.push_back(at(events + i * kAlign));
@@ -112,7 +120,7 @@ absl::Status Session::Layout() {
     VRPC_RETURN_IF_ERROR(queues_[kEventQueue]->Add({}, {&b, 1}, i).status());
   }
   VRPC_RETURN_IF_ERROR(queues_[kEventQueue]->PublishAvail().status());
-  for (uint32_t i = 0; i < config_.queue_size; ++i) VRPC_RETURN_IF_ERROR(PostRx(i));
+  for (uint32_t i = 0; i < rx_buffers_; ++i) VRPC_RETURN_IF_ERROR(PostRx(i));
   return PublishRx();
 }
 
@@ -225,7 +233,7 @@ absl::StatusOr<size_t> Session::ReapRx(size_t budget, RxSink sink) {
       sink(header, SliceChain(), 0);
       continue;
     }
-    if (rx_held_ >= config_.queue_size / 2) {
+    if (rx_held_ >= rx_buffers_ / 2) {
       // The application sits on half the buffers: copy, so the device
       // keeps buffers for everyone else.
       Slice copy = Slice::Copy(absl::MakeConstSpan(rx_[index].host + kHeaderSize, header.len));

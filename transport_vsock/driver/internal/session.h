@@ -3,8 +3,10 @@
 // Session: the guest driver's three virtqueues for one bus session (from a
 // device reset to the next), and the DMA memory they use:
 //
-//   rx (0)     rx_buffers writable buffers of 44 + rx_buffer_size bytes;
-//              a received payload is handed on as a Slice into its buffer
+//   rx (0)     min(rx_buffers, queue_size) writable buffers of 44 +
+//              rx_buffer_size bytes, each starting on a page when it spans
+//              one or more (a small packet then touches one page); a
+//              received payload is handed on as a Slice into its buffer
 //              (zero copy), and the buffer is posted again once the last
 //              Slice is released, on any thread. When half the buffers are
 //              held by the application, payloads are copied instead
@@ -62,6 +64,10 @@ struct SessionConfig {
   uint32_t queue_size = 256;        // rx and tx rings (power of two)
   uint32_t event_queue_size = 8;    // event ring (power of two)
   uint32_t rx_buffer_size = 64 * 1024;  // payload bytes per rx buffer
+  // rx buffers kept posted (at most queue_size are). The device fills them
+  // in ring order, so every posted buffer's first page is touched soon: this
+  // bounds the rx memory a session keeps resident.
+  uint32_t rx_buffers = 64;
   size_t tx_pool_bytes = 8 << 20;
   bool event_idx = false;           // VIRTIO_F_EVENT_IDX negotiated
   uint32_t max_tx_segments = 16;    // payload Slices per chain before copying
@@ -92,7 +98,7 @@ class Session {
   // buffers and starts the device. Does not take ownership of |bus| or
   // |reactor|; both must outlive the session. kInvalidArgument for a bad
   // config (sizes not powers of two, above the bus's maximum, rx buffers
-  // above 64 KiB); bus errors as they come.
+  // above 64 KiB, no rx buffers); bus errors as they come.
   static absl::StatusOr<std::unique_ptr<Session>> Create(Bus& bus, io::Reactor& reactor,
                                                          const SessionConfig& config);
   // Buffers the application still holds stay mapped but are never posted
@@ -170,6 +176,7 @@ class Session {
   Bus& bus_;
   io::Reactor& reactor_;
   const SessionConfig config_;
+  const uint32_t rx_buffers_;  // posted: min(rx_buffers, queue_size)
   std::shared_ptr<virtqueue::BrokenLatch> latch_ = std::make_shared<virtqueue::BrokenLatch>();
   std::unique_ptr<virtqueue::DriverQueue> queues_[kNumQueues];
   DmaRegion layout_;  // rings, header slots, event and rx buffers
