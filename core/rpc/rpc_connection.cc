@@ -13,7 +13,8 @@ RpcConnection::RpcConnection(std::unique_ptr<transport::Connection> transport,
                              Callbacks callbacks)
     : transport_(std::move(transport)),
       session_(role, options, out_),
-      callbacks_(std::move(callbacks)) {
+      callbacks_(std::move(callbacks)),
+      max_unsent_bytes_(options.max_unsent_bytes) {
   transport_->SetEventHandler([this](const transport::ConnectionEvent& e) { OnTransportEvent(e); });
   // Bytes may have arrived before the handler was set.
   transport_->reactor().Post([alive = alive_] {
@@ -91,10 +92,19 @@ void RpcConnection::WritePending() {
       pending_.Clear();
       return;  // the transport's kClosed follows
     }
-    if (*n == 0) return;  // credit-blocked: kWritable resumes
+    if (*n == 0) break;  // credit-blocked: kWritable resumes
   }
-  if (pending_.empty() && close_when_flushed_ && !closed_) {
-    (void)transport_->ShutdownWrite();
+  if (closed_) return;
+  UpdateBacklog();
+  if (pending_.empty() && close_when_flushed_) (void)transport_->ShutdownWrite();
+}
+
+void RpcConnection::UpdateBacklog() {
+  const size_t unsent = pending_.size();
+  if (!session_.output_backlogged() && unsent >= max_unsent_bytes_) {
+    session_.SetOutputBacklogged(true, out_);
+  } else if (session_.output_backlogged() && unsent <= max_unsent_bytes_ / 4) {
+    session_.SetOutputBacklogged(false, out_);  // kWritable events: Flush delivers them
   }
 }
 
@@ -107,6 +117,7 @@ void RpcConnection::ScheduleWrite() {
     if (RpcConnection* self = *alive) {
       self->write_posted_ = false;
       self->WritePending();
+      if (*alive && !self->out_.empty()) self->Flush();
     }
   });
 }
@@ -118,6 +129,7 @@ void RpcConnection::Flush() {
   while (*alive && !out_.empty()) {
     pending_.Append(std::move(out_.bytes));
     out_.bytes.Clear();
+    UpdateBacklog();
     // Swap rather than move, so both vectors keep their capacity.
     std::vector<SessionEvent> events;
     events.swap(spare_events_);

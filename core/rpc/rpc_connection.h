@@ -12,6 +12,12 @@
 // transport in one Write, so small frames ride in large vsock packets instead
 // of each costing a packet (and a small-packet copy at the receiver).
 //
+// Backpressure. Output the transport has no credit for waits in a pending
+// chain. Once it reaches SessionOptions::max_unsent_bytes the session is
+// told it is backlogged (no stream may send a message) until it drains to a
+// quarter of that, so a sender's memory follows the transport's pace, not
+// only the peer's RPC windows.
+//
 // Callers make session calls through session() and out(), then Flush(),
 // which writes and delivers events; Flush is safe to re-enter from an event
 // callback (the outer call picks up what the inner one added).
@@ -72,12 +78,15 @@ class RpcConnection {
   void ReadAll();
   void WritePending();
   void ScheduleWrite();
+  // Tells the session whether pending_ is over (or back under) its limits.
+  void UpdateBacklog();
 
   std::unique_ptr<transport::Connection> transport_;
   SessionOutput out_;
   std::vector<SessionEvent> spare_events_;  // Flush: capacity kept between turns
   Session session_;
   Callbacks callbacks_;
+  const size_t max_unsent_bytes_;
   SliceChain pending_;
   bool flushing_ = false;
   bool closed_ = false;

@@ -141,7 +141,7 @@ absl::Status Session::HandleFrame(Frame f, SessionOutput& out) {
       if (s == nullptr) return absl::OkStatus();
       s->send_window += *inc;
       if (s->send_window > kMaxWindow) return absl::InvalidArgumentError("window overflow");
-      if (s->blocked && s->send_window > 0) {
+      if (s->blocked && s->send_window > 0 && !output_backlogged_) {
         s->blocked = false;
         SessionEvent e{SessionEventType::kWritable};
         e.stream = h.stream_id;
@@ -374,12 +374,25 @@ absl::Status Session::SendMessage(uint32_t stream, SliceChain message, SessionOu
 bool Session::CanSend(uint32_t stream) const {
   auto it = streams_.find(stream);
   return it != streams_.end() && error_.ok() && !it->second.local_half_closed &&
-         it->second.send_window > 0;
+         it->second.send_window > 0 && !output_backlogged_;
 }
 
 void Session::WantSend(uint32_t stream) {
   Stream* s = Find(stream);
-  if (s != nullptr && s->send_window <= 0) s->blocked = true;
+  if (s != nullptr && (s->send_window <= 0 || output_backlogged_)) s->blocked = true;
+}
+
+void Session::SetOutputBacklogged(bool backlogged, SessionOutput& out) {
+  if (output_backlogged_ == backlogged) return;
+  output_backlogged_ = backlogged;
+  if (backlogged || !error_.ok()) return;
+  for (auto& [id, s] : streams_) {
+    if (!s.blocked || s.send_window <= 0) continue;
+    s.blocked = false;
+    SessionEvent e{SessionEventType::kWritable};
+    e.stream = id;
+    out.events.push_back(std::move(e));
+  }
 }
 
 void Session::ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out) {

@@ -52,7 +52,7 @@ enum class SessionEventType {
                      // (server TRAILERS, peer CANCEL, or a stream error)
   // Both.
   kMessage,        // stream, message (views of the transport's bytes)
-  kWritable,       // stream: the peer's window reopened
+  kWritable,       // stream: CanSend holds again (window reopened, output drained)
   kCancelled,      // server side: stream, status: the client cancelled
   kPingAck,        // payload: our PING came back
   kGoAway,         // goaway: the peer takes no calls beyond last_stream_id
@@ -85,6 +85,10 @@ struct SessionOutput {
 struct SessionOptions {
   Settings local;        // what we accept, announced in our SETTINGS
   PayloadLimits limits;  // control payload limits
+  // For the I/O edge (RpcConnection): output bytes waiting for transport
+  // credit at which the session is told it is backlogged
+  // (SetOutputBacklogged); it is told it drained at a quarter of this.
+  size_t max_unsent_bytes = 256 * 1024;
 };
 
 struct SessionStats {
@@ -126,11 +130,21 @@ class Session {
   // kUnavailable("window") while the peer's window is not positive (retry
   // after kWritable); kFailedPrecondition if the stream cannot send.
   absl::Status SendMessage(uint32_t stream, SliceChain message, SessionOutput& out);
-  // Whether SendMessage would pass flow control now.
+  // Whether the application should send a message on |stream| now: its
+  // window is positive and the output is not backlogged (below).
   bool CanSend(uint32_t stream) const;
-  // Asks for kWritable on |stream| once its window reopens (after CanSend
-  // said no).
+  // Asks for kWritable on |stream| once CanSend holds again (after it said
+  // no): its window reopened and the output is not backlogged.
   void WantSend(uint32_t stream);
+  // The I/O edge says whether bytes this session produced still wait for
+  // the transport beyond its limit. While they do, CanSend is false for
+  // every stream, so the memory held for sending is bounded by that limit
+  // plus one message per stream, not by the peer's windows; clearing it
+  // emits kWritable for the streams that asked (WantSend). Control frames
+  // (headers, trailers, window updates) are never held back. SendMessage
+  // itself still checks only the window.
+  void SetOutputBacklogged(bool backlogged, SessionOutput& out);
+  bool output_backlogged() const { return output_backlogged_; }
   // The application consumed |bytes| of received messages on |stream|:
   // grants the peer a WINDOW_UPDATE when half the window is used.
   void ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out);
@@ -160,7 +174,7 @@ class Session {
     bool local_half_closed = false;
     bool remote_half_closed = false;
     bool headers_sent = false;   // server: initial metadata sent
-    bool blocked = false;        // a send waited on the window
+    bool blocked = false;        // wants kWritable (WantSend)
   };
 
   void Emit(FrameType type, uint32_t stream, SliceChain payload, SessionOutput& out,
@@ -185,6 +199,7 @@ class Session {
   bool goaway_sent_ = false;
   bool goaway_received_ = false;
   uint32_t goaway_last_stream_ = 0xffffffffu;
+  bool output_backlogged_ = false;
   absl::Status error_;
   SessionStats stats_;
   // Emit's frame headers: the current block, where to write, how much is used.

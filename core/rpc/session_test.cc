@@ -197,6 +197,47 @@ TEST_F(SessionTest, PerStreamWindowBlocksOneStreamOnly) {
   EXPECT_TRUE(client_->CanSend(slow));
 }
 
+TEST_F(SessionTest, BackloggedOutputHoldsMessagesButNotControlFrames) {
+  SessionOptions server;
+  server.local.initial_window = 4096;
+  Build(SessionOptions(), server);
+  const uint32_t open = Start();
+  const uint32_t shut = Start();
+  const std::string chunk(5000, 'c');
+  VRPC_ASSERT_OK(client_->SendMessage(shut, SliceChain(Slice::Copy(chunk)), c_out_));
+  Pump();
+  ASSERT_FALSE(client_->CanSend(shut));  // window spent
+  client_->WantSend(shut);
+
+  client_->SetOutputBacklogged(true, c_out_);
+  EXPECT_TRUE(client_->output_backlogged());
+  EXPECT_FALSE(client_->CanSend(open));
+  client_->WantSend(open);
+  // Control frames still go: a third call starts and half-closes.
+  const uint32_t third = Start();
+  VRPC_EXPECT_OK(client_->HalfClose(third, c_out_));
+  Pump();
+  EXPECT_NE(Last(s_events_, Type::kHalfClosed), nullptr);
+  // The window of |shut| reopens while backlogged: no kWritable yet.
+  server_->ConsumeMessage(shut, 5000, s_out_);
+  Pump();
+  EXPECT_EQ(Last(c_events_, Type::kWritable), nullptr);
+  EXPECT_FALSE(client_->CanSend(shut));
+
+  // Drained: both waiting streams hear kWritable, once each.
+  client_->SetOutputBacklogged(false, c_out_);
+  Collect();
+  std::vector<uint32_t> writable;
+  for (const SessionEvent& e : c_events_) {
+    if (e.type == Type::kWritable) writable.push_back(e.stream);
+  }
+  EXPECT_THAT(writable, ::testing::UnorderedElementsAre(open, shut));
+  EXPECT_TRUE(client_->CanSend(open));
+  EXPECT_TRUE(client_->CanSend(shut));
+  client_->SetOutputBacklogged(false, c_out_);  // no change: no events
+  EXPECT_TRUE(c_out_.events.empty());
+}
+
 TEST_F(SessionTest, SendingBeyondTheWindowIsAConnectionError) {
   SessionOptions server;
   server.local.initial_window = 1000;
