@@ -2,12 +2,67 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 
 namespace vrpc {
 namespace rpc {
+
+namespace {
+
+// Hands protobuf's serializer buffers of up to kSerializeChunk bytes from
+// |allocate| until |size| bytes are out, then small spare ones (the
+// serializer may ask for room past the end it was told); Finish() keeps only
+// what was written.
+class ChunkedOutputStream final : public google::protobuf::io::ZeroCopyOutputStream {
+ public:
+  ChunkedOutputStream(size_t size, const BufferAllocator& allocate)
+      : remaining_(size), allocate_(allocate) {}
+
+  bool Next(void** data, int* size) override {
+    const size_t n = remaining_ > 0 ? std::min(remaining_, kSerializeChunk) : kSpare;
+    remaining_ -= std::min(remaining_, n);
+    uint8_t* raw = nullptr;
+    Slice block = allocate_ ? allocate_(n, &raw) : Slice::Allocate(n, &raw);
+    if (raw == nullptr || block.size() != n) return false;
+    blocks_.push_back(std::move(block));
+    backed_up_ = 0;
+    count_ += static_cast<int64_t>(n);
+    *data = raw;
+    *size = static_cast<int>(n);
+    return true;
+  }
+  void BackUp(int count) override {
+    backed_up_ = static_cast<size_t>(count);
+    count_ -= count;
+  }
+  int64_t ByteCount() const override { return count_; }
+
+  // Appends what was written to |out|.
+  void Finish(SliceChain* out) {
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const size_t used = blocks_[i].size() - (i + 1 == blocks_.size() ? backed_up_ : 0);
+      if (used == blocks_[i].size()) {
+        out->Append(std::move(blocks_[i]));
+      } else if (used > 0) {
+        out->Append(blocks_[i].Sub(0, used));
+      }
+    }
+    blocks_.clear();
+  }
+
+ private:
+  static constexpr size_t kSpare = 64;
+  size_t remaining_;
+  const BufferAllocator& allocate_;
+  std::vector<Slice> blocks_;
+  size_t backed_up_ = 0;  // of the last block
+  int64_t count_ = 0;
+};
+
+}  // namespace
 
 absl::Status Serialize(const google::protobuf::MessageLite& message, SliceChain* out,
                        const BufferAllocator& allocate) {
@@ -21,6 +76,22 @@ absl::Status Serialize(const google::protobuf::MessageLite& message, SliceChain*
   }
   out->Clear();
   if (size == 0) return absl::OkStatus();
+  if (size > kSerializeChunk) {
+    ChunkedOutputStream stream(size, allocate);
+    bool ok;
+    {
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      message.SerializeWithCachedSizes(&coded);
+      coded.Trim();
+      ok = !coded.HadError();
+    }
+    if (!ok || stream.ByteCount() != static_cast<int64_t>(size)) {
+      return absl::InternalError(absl::StrCat("serializing a ", message.GetTypeName(), " of ",
+                                              size, " bytes wrote ", stream.ByteCount()));
+    }
+    stream.Finish(out);
+    return absl::OkStatus();
+  }
   uint8_t* data = nullptr;
   Slice buffer = allocate ? allocate(size, &data) : Slice::Allocate(size, &data);
   message.SerializeWithCachedSizesToArray(data);

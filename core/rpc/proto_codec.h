@@ -2,9 +2,12 @@
 //
 // Protobuf messages to and from SliceChains, without a contiguous
 // intermediate copy:
-//   - Serialize writes the message once, straight into the buffer that goes
-//     to the transport (a Slice from |allocate|: on the userspace guest
-//     driver, memory the device reads);
+//   - Serialize writes the message once, straight into the buffers that go
+//     to the transport (Slices from |allocate|: on the userspace guest
+//     driver, memory the device reads). A large message is cut into
+//     kSerializeChunk blocks, so each block can be freed as soon as the
+//     transport has sent it, instead of the whole message staying allocated
+//     until its last byte is out;
 //   - Parse reads through a ZeroCopyInputStream over the received Slices,
 //     which are views of the transport's buffers (guest memory on the host
 //     device), however many pieces the message arrived in.
@@ -27,8 +30,13 @@ namespace rpc {
 // pointer to them. Default: heap.
 using BufferAllocator = std::function<Slice(size_t size, uint8_t** data)>;
 
-// Serializes |message| into one buffer. kInvalidArgument if it is not
-// initialized (missing required fields) or over 2 GiB.
+// Messages up to this size are serialized into one buffer; larger ones into
+// buffers of this size (one vsock packet's payload each).
+inline constexpr size_t kSerializeChunk = 64 * 1024;
+
+// Serializes |message| into |out| (replacing its contents): one buffer, or
+// kSerializeChunk-sized buffers for a larger message. kInvalidArgument if it
+// is not initialized (missing required fields) or over 2 GiB.
 absl::Status Serialize(const google::protobuf::MessageLite& message, SliceChain* out,
                        const BufferAllocator& allocate = nullptr);
 
