@@ -15,18 +15,12 @@
 #include <memory>
 #include <thread>
 
+#include "tests/bench/affinity.h"
 #include "tests/bench/stats.h"
 
 namespace vrpc {
 namespace bench {
 namespace {
-
-void PinTo(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu % static_cast<int>(std::thread::hardware_concurrency()), &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
 
 // Runs |partner| on a thread pinned to CPU 1 and |self| here on CPU 0;
 // this thread's affinity is restored afterwards.
@@ -34,10 +28,10 @@ void RunPinnedPair(const std::function<void()>& self, const std::function<void()
   cpu_set_t saved;
   pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved);
   std::thread t([&] {
-    PinTo(1);
+    PinThisThread(1);
     partner();
   });
-  PinTo(0);
+  PinThisThread(0);
   self();
   t.join();
   pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);

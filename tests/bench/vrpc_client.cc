@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "core/rpc/context.h"
+#include "tests/bench/affinity.h"
 #include "tests/bench/bench.pb.h"
 #include "tests/bench/stats.h"
 #include "transport_vsock/dial/dial.h"
@@ -121,12 +122,18 @@ struct VrpcClient::PauseGate {
 
 absl::StatusOr<std::unique_ptr<VrpcClient>> VrpcClient::Connect(const std::string& target,
                                                                  const std::string& notify_mode,
-                                                                 absl::Duration timeout) {
+                                                                 absl::Duration timeout,
+                                                                 int loop_cpu) {
   std::unique_ptr<VrpcClient> c(new VrpcClient(target, notify_mode));
   absl::StatusOr<std::unique_ptr<io::EventLoopThread>> loop =
       io::EventLoopThread::Start("bench-client");
   if (!loop.ok()) return loop.status();
   c->loop_ = *std::move(loop);
+  if (loop_cpu >= 0) {
+    bool pinned = false;
+    c->loop_->RunSync([&] { pinned = PinThisThread(loop_cpu); });
+    if (!pinned) return absl::InternalError("could not pin the client loop");
+  }
   c->gate_ = std::make_shared<PauseGate>();
   absl::Status dialed;
   dial::DialOptions options;

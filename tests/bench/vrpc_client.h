@@ -28,9 +28,11 @@ class VrpcClient {
   // Dials |target| with |notify_mode| and waits until the channel is READY
   // (bounded by |timeout|). The dial (for virtio-user: the driver's
   // vhost-user bring-up) and the connect are timed separately.
+  // |loop_cpu| >= 0 pins the client's loop thread to that CPU.
   static absl::StatusOr<std::unique_ptr<VrpcClient>> Connect(const std::string& target,
                                                              const std::string& notify_mode,
-                                                             absl::Duration timeout);
+                                                             absl::Duration timeout,
+                                                             int loop_cpu = -1);
   // Shuts the channels down and stops the loop.
   ~VrpcClient();
   VrpcClient(const VrpcClient&) = delete;

@@ -2,7 +2,7 @@
 //
 // The vrpc process of the comparison (spawned by compare.cc):
 //   vrpc_peer --role=server --listen=ADDR [--notify=MODE] [--workers=N]
-//             [--inline_unary=false]
+//             [--inline_unary=false] [--loop_cpu=N]
 //       serves Bench at ADDR; prints "ready ADDR" (or "error STATUS" and
 //       exits 1), then serves until SIGTERM/SIGINT.
 //   vrpc_peer --role=client --target=ADDR [--notify=MODE]
@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "core/io/event_loop_thread.h"
 #include "core/rpc/server.h"
+#include "tests/bench/affinity.h"
 #include "tests/bench/bench_service.h"
 #include "tests/bench/child_process.h"
 #include "tests/bench/rss_workload.h"
@@ -29,6 +30,7 @@ ABSL_FLAG(std::string, listen, "", "server: address to serve");
 ABSL_FLAG(std::string, target, "", "client: address to call");
 ABSL_FLAG(std::string, notify, "interrupt", "interrupt, poll or adaptive");
 ABSL_FLAG(int, workers, 1, "server: handler threads");
+ABSL_FLAG(int, loop_cpu, -1, "server: pin the loop thread to this CPU (-1: no pinning)");
 ABSL_FLAG(bool, inline_unary, true,
           "server: run the unary handlers (Echo, Sink) on the reactor, not a worker");
 
@@ -46,6 +48,14 @@ int Serve() {
   if (!loop.ok()) {
     std::printf("error %s\n", loop.status().ToString().c_str());
     return 1;
+  }
+  if (const int cpu = absl::GetFlag(FLAGS_loop_cpu); cpu >= 0) {
+    bool pinned = false;
+    (*loop)->RunSync([&] { pinned = PinThisThread(cpu); });
+    if (!pinned) {
+      std::printf("error could not pin the loop to CPU %d\n", cpu);
+      return 1;
+    }
   }
   BenchServiceImpl service(absl::GetFlag(FLAGS_inline_unary));
   rpc::ServerOptions server_options;

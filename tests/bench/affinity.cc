@@ -1,0 +1,21 @@
+// File: tests/bench/affinity.cc
+#include "tests/bench/affinity.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <thread>
+
+namespace vrpc {
+namespace bench {
+
+bool PinThisThread(int cpu) {
+  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpus > 0 ? cpu % cpus : 0, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+}  // namespace bench
+}  // namespace vrpc
