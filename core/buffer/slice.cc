@@ -78,6 +78,12 @@ Slice Slice::Sub(size_t offset, size_t length) const {
   return Slice(owner_, data_ + offset, length);
 }
 
+void Slice::RemovePrefix(size_t n) {
+  VRPC_CHECK(n <= size_) << "RemovePrefix(" << n << ") of " << size_;
+  data_ += n;
+  size_ -= n;
+}
+
 void SliceChain::Append(Slice slice) {
   if (slice.empty()) return;
   size_ += slice.size();
@@ -101,13 +107,23 @@ SliceChain SliceChain::TakePrefix(size_t n) {
   if (rest > 0) {
     Slice& head = slices_.front();
     prefix.Append(head.Sub(0, rest));
-    head = head.Sub(rest, head.size() - rest);
+    head.RemovePrefix(rest);
   }
   size_ -= n;
   return prefix;
 }
 
-void SliceChain::RemovePrefix(size_t n) { (void)TakePrefix(n); }
+void SliceChain::RemovePrefix(size_t n) {
+  VRPC_CHECK(n <= size_) << "RemovePrefix(" << n << ") of " << size_;
+  size_ -= n;
+  size_t whole = 0;
+  while (whole < slices_.size() && slices_[whole].size() <= n) {
+    n -= slices_[whole].size();
+    ++whole;
+  }
+  slices_.erase(slices_.begin(), slices_.begin() + whole);
+  if (n > 0) slices_.front().RemovePrefix(n);
+}
 
 size_t SliceChain::CopyTo(absl::Span<uint8_t> out) const {
   size_t copied = 0;

@@ -65,6 +65,9 @@ class Slice {
   // Returns bytes [offset, offset + length) sharing this slice's backing.
   // Precondition (CHECKed): offset + length <= size().
   Slice Sub(size_t offset, size_t length) const;
+  // Drops the first |n| bytes in place (no reference taken or released).
+  // Precondition (CHECKed): n <= size().
+  void RemovePrefix(size_t n);
 
   // True when both slices hold the same backing (used by tests to prove that
   // no copy happened).

@@ -128,6 +128,43 @@ TEST(SliceChainTest, HoldingAPrefixHoldsTheBuffer) {
   EXPECT_EQ(buf.releases, 1);
 }
 
+TEST(SliceTest, RemovePrefixKeepsTheBacking) {
+  Slice s = Slice::Copy(absl::string_view("012345"));
+  Slice view = s;
+  view.RemovePrefix(2);
+  EXPECT_EQ(view.view(), "2345");
+  EXPECT_TRUE(view.SharesBackingWith(s));
+  view.RemovePrefix(4);
+  EXPECT_TRUE(view.empty());
+  EXPECT_EQ(s.view(), "012345");
+}
+
+TEST(SliceChainTest, RemovePrefixDropsWholeSlicesAndTrimsTheHead) {
+  PoisoningBuffer first("0123");
+  PoisoningBuffer second("456789");
+  SliceChain chain;
+  chain.Append(first.Wrap());
+  chain.Append(second.Wrap());
+  chain.RemovePrefix(0);
+  EXPECT_EQ(chain.ToString(), "0123456789");
+  chain.RemovePrefix(4);  // exactly the first slice
+  EXPECT_EQ(first.releases, 1);
+  EXPECT_EQ(chain.slices().size(), 1u);
+  chain.RemovePrefix(3);  // inside the second
+  EXPECT_EQ(chain.ToString(), "789");
+  EXPECT_EQ(chain.size(), 3u);
+  EXPECT_EQ(second.releases, 0);
+  chain.RemovePrefix(3);
+  EXPECT_TRUE(chain.empty());
+  EXPECT_TRUE(chain.slices().empty());
+  EXPECT_EQ(second.releases, 1);
+}
+
+TEST(SliceChainDeathTest, RemoveTooMuchIsABug) {
+  SliceChain chain(Slice::Copy(absl::string_view("abc")));
+  EXPECT_DEATH(chain.RemovePrefix(4), "RemovePrefix");
+}
+
 TEST(SliceChainDeathTest, TakeTooMuchIsABug) {
   SliceChain chain(Slice::Copy(absl::string_view("abc")));
   EXPECT_DEATH((void)chain.TakePrefix(4), "TakePrefix");

@@ -19,11 +19,11 @@ void FrameDecoder::Feed(SliceChain bytes) {
   buffer_.Append(std::move(bytes));
 }
 
-absl::StatusOr<std::optional<Frame>> FrameDecoder::Next() {
+absl::StatusOr<bool> FrameDecoder::NextInto(Frame* frame) {
   if (!failed_.ok()) return failed_;
-  if (skip_ > 0) return std::nullopt;  // Feed() discards the rest first
+  if (skip_ > 0) return false;  // Feed() discards the rest first
   if (!pending_.has_value()) {
-    if (buffer_.size() < kFrameHeaderSize) return std::nullopt;
+    if (buffer_.size() < kFrameHeaderSize) return false;
     uint8_t raw[kFrameHeaderSize];
     buffer_.CopyTo(absl::MakeSpan(raw));
     buffer_.RemovePrefix(kFrameHeaderSize);
@@ -39,10 +39,10 @@ absl::StatusOr<std::optional<Frame>> FrameDecoder::Next() {
         buffer_.RemovePrefix(n);
         skipped_ += n;
         skip_ = h.length - n;
-        Frame f;
-        f.header = h;
-        f.oversized = true;
-        return std::optional<Frame>(std::move(f));
+        frame->header = h;
+        frame->payload.Clear();
+        frame->oversized = true;
+        return true;
       }
     } else if (h.length > limits_.max_control) {
       failed_ = absl::ResourceExhaustedError(absl::StrCat(
@@ -52,11 +52,19 @@ absl::StatusOr<std::optional<Frame>> FrameDecoder::Next() {
     }
     pending_ = h;
   }
-  if (buffer_.size() < pending_->length) return std::nullopt;
-  Frame f;
-  f.header = *pending_;
-  f.payload = buffer_.TakePrefix(pending_->length);
+  if (buffer_.size() < pending_->length) return false;
+  frame->header = *pending_;
+  frame->payload = buffer_.TakePrefix(pending_->length);
+  frame->oversized = false;
   pending_.reset();
+  return true;
+}
+
+absl::StatusOr<std::optional<Frame>> FrameDecoder::Next() {
+  Frame f;
+  absl::StatusOr<bool> got = NextInto(&f);
+  if (!got.ok()) return got.status();
+  if (!*got) return std::nullopt;
   return std::optional<Frame>(std::move(f));
 }
 

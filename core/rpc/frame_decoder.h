@@ -46,8 +46,12 @@ class FrameDecoder {
   // Appends stream bytes (views are kept, not copied).
   void Feed(SliceChain bytes);
 
-  // The next frame; nullopt when more bytes are needed. After an error the
-  // decoder stays failed (the connection must be closed).
+  // Decodes the next frame into |*frame| (overwritten) and returns true;
+  // false when more bytes are needed. After an error the decoder stays
+  // failed (the connection must be closed). The session's path: no
+  // temporaries to move the payload through.
+  absl::StatusOr<bool> NextInto(Frame* frame);
+  // NextInto as a value: nullopt when more bytes are needed.
   absl::StatusOr<std::optional<Frame>> Next();
 
   // Bytes held, waiting for the rest of a frame.

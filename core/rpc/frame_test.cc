@@ -194,6 +194,32 @@ TEST(FrameDecoderTest, MessageLengthBoundaries) {
   }
 }
 
+TEST(FrameDecoderTest, NextIntoOverwritesTheWholeFrame) {
+  constexpr uint32_t kMax = 1024;
+  FrameDecoder d(FrameDecoder::Limits{kMax, 64 * 1024});
+  Frame f;
+  d.Feed(Bytes(FrameBytes(FrameType::kMessage, 1, "first")));
+  VRPC_ASSERT_OK_AND_ASSIGN(bool got, d.NextInto(&f));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(f.payload.ToString(), "first");
+  // An oversized message leaves no payload behind from the last frame...
+  d.Feed(Bytes(HeaderBytes(kMax + 1, FrameType::kMessage, 3) + std::string(kMax + 1, 'z')));
+  VRPC_ASSERT_OK_AND_ASSIGN(got, d.NextInto(&f));
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(f.oversized);
+  EXPECT_TRUE(f.payload.empty());
+  EXPECT_EQ(f.header.stream_id, 3u);
+  // ...and the next frame is not marked oversized.
+  d.Feed(Bytes(FrameBytes(FrameType::kMessage, 5, "ok")));
+  VRPC_ASSERT_OK_AND_ASSIGN(got, d.NextInto(&f));
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(f.oversized);
+  EXPECT_EQ(f.header.stream_id, 5u);
+  EXPECT_EQ(f.payload.ToString(), "ok");
+  VRPC_ASSERT_OK_AND_ASSIGN(got, d.NextInto(&f));
+  EXPECT_FALSE(got);
+}
+
 TEST(FrameDecoderTest, ConnectionErrorsStick) {
   {
     FrameDecoder d(FrameDecoder::Limits{});

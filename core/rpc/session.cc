@@ -98,18 +98,17 @@ void Session::EndStream(uint32_t stream, SessionEventType type, CallStatus statu
 absl::Status Session::OnBytes(SliceChain bytes, SessionOutput& out) {
   if (!error_.ok()) return error_;
   decoder_.Feed(std::move(bytes));
+  Frame frame;
   while (true) {
-    absl::StatusOr<std::optional<Frame>> frame = decoder_.Next();
-    if (!frame.ok()) return ConnectionError(frame.status(), out);
-    if (!frame->has_value()) return absl::OkStatus();
+    absl::StatusOr<bool> got = decoder_.NextInto(&frame);
+    if (!got.ok()) return ConnectionError(got.status(), out);
+    if (!*got) return absl::OkStatus();
     ++stats_.frames_in;
-    if (absl::Status s = HandleFrame(**std::move(frame), out); !s.ok()) {
-      return ConnectionError(s, out);
-    }
+    if (absl::Status s = HandleFrame(frame, out); !s.ok()) return ConnectionError(s, out);
   }
 }
 
-absl::Status Session::HandleFrame(Frame f, SessionOutput& out) {
+absl::Status Session::HandleFrame(Frame& f, SessionOutput& out) {
   const FrameHeader& h = f.header;
   if (IsCallFrame(h.type) && h.stream_id == 0) {
     return absl::InvalidArgumentError(absl::StrCat(FrameTypeName(h.type), " on stream 0"));
@@ -118,9 +117,9 @@ absl::Status Session::HandleFrame(Frame f, SessionOutput& out) {
     case FrameType::kSettings:
       return HandleSettings(f, out);
     case FrameType::kHeaders:
-      return HandleHeaders(std::move(f), out);
+      return HandleHeaders(f, out);
     case FrameType::kMessage:
-      return HandleMessage(std::move(f), out);
+      return HandleMessage(f, out);
     case FrameType::kHalfClose: {
       if (role_ != Role::kServer) return absl::InvalidArgumentError("HALF_CLOSE sent to a client");
       Stream* s = Find(h.stream_id);
@@ -206,7 +205,7 @@ absl::Status Session::HandleSettings(const Frame& f, SessionOutput& out) {
   return absl::OkStatus();
 }
 
-absl::Status Session::HandleHeaders(Frame f, SessionOutput& out) {
+absl::Status Session::HandleHeaders(Frame& f, SessionOutput& out) {
   const uint32_t id = f.header.stream_id;
   if (role_ == Role::kClient) {
     Stream* s = Find(id);
@@ -253,7 +252,7 @@ absl::Status Session::HandleHeaders(Frame f, SessionOutput& out) {
   return absl::OkStatus();
 }
 
-absl::Status Session::HandleMessage(Frame f, SessionOutput& out) {
+absl::Status Session::HandleMessage(Frame& f, SessionOutput& out) {
   const uint32_t id = f.header.stream_id;
   Stream* s = Find(id);
   if (f.oversized) {

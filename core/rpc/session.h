@@ -180,10 +180,10 @@ class Session {
   void Emit(FrameType type, uint32_t stream, SliceChain payload, SessionOutput& out,
             uint8_t flags = 0);
   absl::Status ConnectionError(absl::Status why, SessionOutput& out);
-  absl::Status HandleFrame(Frame frame, SessionOutput& out);
+  absl::Status HandleFrame(Frame& frame, SessionOutput& out);
   absl::Status HandleSettings(const Frame& f, SessionOutput& out);
-  absl::Status HandleHeaders(Frame f, SessionOutput& out);
-  absl::Status HandleMessage(Frame f, SessionOutput& out);
+  absl::Status HandleHeaders(Frame& f, SessionOutput& out);
+  absl::Status HandleMessage(Frame& f, SessionOutput& out);
   absl::Status HandleEnd(const Frame& f, SessionOutput& out);
   // Ends |stream| (removes it) and reports kFinished / kCancelled.
   void EndStream(uint32_t stream, SessionEventType type, CallStatus status, SessionOutput& out);
