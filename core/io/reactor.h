@@ -57,7 +57,9 @@ class Reactor {
   // threads may make.
   virtual void Post(absl::AnyInvocable<void()> fn) = 0;
 
-  // The reactor's clock: the time protocol engines are given.
+  // The reactor's clock: the time protocol engines are given. Loops may
+  // read the clock once per turn and answer callbacks with that (as libuv's
+  // uv_now does): a callback sees the time its turn started.
   virtual absl::Time Now() const = 0;
 
   // True when called from one of this reactor's callbacks, on its thread:

@@ -225,7 +225,7 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
   absl::Duration wait = std::min(max_wait, kMaxWait);
   if (!timer_order_.empty()) {
     wait = std::max(absl::ZeroDuration(),
-                    std::min(wait, timer_order_.begin()->first - Now()));
+                    std::min(wait, timer_order_.begin()->first - absl::Now()));
   }
   {
     // Decided under the lock Post takes: a Post after this either sees
@@ -259,6 +259,7 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
     std::lock_guard<std::mutex> lock(post_mu_);
     waiting_ = false;
   }
+  turn_start_ = absl::Now();
   // Without a wait, completions are read from the shared ring as they are:
   // the kernel posts poll completions without our entering it.
   unsigned head;

@@ -40,7 +40,9 @@ class UringReactor final : public Reactor {
   TimerId RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) override;
   void CancelTimer(TimerId id) override;
   void Post(absl::AnyInvocable<void()> fn) override;
-  absl::Time Now() const override { return absl::Now(); }
+  // From this loop's callbacks: when the current turn started (its wait
+  // ended); from other threads: absl::Now().
+  absl::Time Now() const override { return InLoop() ? turn_start_ : absl::Now(); }
   bool InLoop() const override;
 
   // Runs the loop on the calling thread until Stop(). Returns the first
@@ -88,6 +90,7 @@ class UringReactor final : public Reactor {
   std::atomic<bool> stop_{false};
   // std::mutex, not absl::Mutex: Debian's Abseil is not built with TSan
   // annotations, so --config=tsan could not see an absl::Mutex.
+  absl::Time turn_start_;  // loop thread: Now() for callbacks
   std::mutex post_mu_;
   std::vector<absl::AnyInvocable<void()>> posted_;  // guarded by post_mu_
   bool waiting_ = false;  // guarded by post_mu_: the loop may block; Post must wake it

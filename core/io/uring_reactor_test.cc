@@ -215,6 +215,25 @@ TEST_F(UringReactorTest, InLoopOnlyInsideItsOwnCallbacks) {
   EXPECT_EQ(from_thread.load(), 0);
 }
 
+TEST_F(UringReactorTest, CallbacksSeeTheTimeTheirTurnStarted) {
+  absl::Time first = absl::InfinitePast(), later = absl::InfinitePast();
+  absl::Time next_turn = absl::InfinitePast();
+  const absl::Time before = absl::Now();
+  reactor_->Post([&] {
+    first = reactor_->Now();
+    absl::SleepFor(absl::Milliseconds(5));
+    later = reactor_->Now();
+    reactor_->Post([&] { next_turn = reactor_->Now(); });
+  });
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::ZeroDuration()));
+  EXPECT_GE(first, before);
+  EXPECT_EQ(later, first);  // same turn, same time
+  // Off the loop the clock is read each time.
+  EXPECT_GE(reactor_->Now(), first + absl::Milliseconds(5));
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::ZeroDuration()));
+  EXPECT_GE(next_turn, first + absl::Milliseconds(5));
+}
+
 TEST_F(UringReactorTest, StopBeforeRunReturnsAtOnce) {
   reactor_->Stop();
   VRPC_EXPECT_OK(reactor_->Run());
