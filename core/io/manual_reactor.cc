@@ -50,6 +50,22 @@ void ManualReactor::Post(absl::AnyInvocable<void()> fn) {
   posted_.push_back(std::move(fn));
 }
 
+PollerId ManualReactor::AddPoller(absl::AnyInvocable<void()> fn) {
+  const PollerId id = next_id_++;
+  pollers_.emplace(id, Poller{std::move(fn)});
+  return id;
+}
+
+void ManualReactor::RemovePoller(PollerId id) {
+  auto it = pollers_.find(id);
+  if (it == pollers_.end()) return;
+  if (running_poller_ == id) {
+    it->second.removed = true;  // erased once it returns
+  } else {
+    pollers_.erase(it);
+  }
+}
+
 size_t ManualReactor::RunRound() {
   const ManualReactor* const saved = running_here;
   running_here = this;
@@ -94,6 +110,20 @@ size_t ManualReactor::RunRound() {
     auto fn = std::move(it->second);
     timers_.erase(it);
     fn();
+    ++ran;
+  }
+  // Pollers registered when the pass starts; each counts as work, as a task
+  // re-posted every round would.
+  std::vector<PollerId> ids;
+  for (const auto& [id, p] : pollers_) ids.push_back(id);
+  for (PollerId id : ids) {
+    auto it = pollers_.find(id);
+    if (it == pollers_.end()) continue;
+    running_poller_ = id;
+    it->second.fn();
+    running_poller_ = 0;
+    it = pollers_.find(id);
+    if (it != pollers_.end() && it->second.removed) pollers_.erase(it);
     ++ran;
   }
   return ran;

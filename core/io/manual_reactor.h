@@ -30,6 +30,10 @@ class ManualReactor final : public Reactor {
   TimerId RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) override;
   void CancelTimer(TimerId id) override;
   void Post(absl::AnyInvocable<void()> fn) override;  // thread-safe
+  // Pollers run once per round, after everything else, and count as work:
+  // RunUntilIdle runs |max_rounds| while one is registered.
+  PollerId AddPoller(absl::AnyInvocable<void()> fn) override;
+  void RemovePoller(PollerId id) override;
   absl::Time Now() const override { return now_; }
   // True inside RunUntilIdle / AdvanceTime's callbacks, on their thread.
   bool InLoop() const override;
@@ -50,8 +54,14 @@ class ManualReactor final : public Reactor {
     absl::AnyInvocable<void(uint32_t)> on_ready;
     bool cancelled = false;
   };
+  struct Poller {
+    absl::AnyInvocable<void()> fn;
+    bool removed = false;  // removed while running; erased when it returns
+  };
   size_t RunRound();
   WatchId running_watch_ = 0;  // whose callback is on the stack
+  PollerId running_poller_ = 0;
+  std::map<PollerId, Poller> pollers_;
 
   absl::Time now_;
   uint64_t next_id_ = 1;

@@ -101,6 +101,23 @@ TEST(ManualReactorTest, UnwatchItselfFromItsCallback) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST(ManualReactorTest, PollersRunOncePerRoundUntilRemoved) {
+  ManualReactor reactor;
+  int polls = 0;
+  PollerId id = 0;
+  id = reactor.AddPoller([&] {
+    if (++polls == 5) reactor.RemovePoller(id);  // from inside itself
+  });
+  EXPECT_EQ(reactor.RunUntilIdle(100), 5u);  // one per round, then idle
+  EXPECT_EQ(polls, 5);
+  int other = 0;
+  const PollerId keep = reactor.AddPoller([&] { ++other; });
+  EXPECT_EQ(reactor.RunUntilIdle(3), 3u);  // a poller keeps it busy
+  reactor.RemovePoller(keep);
+  EXPECT_EQ(reactor.RunUntilIdle(3), 0u);
+  EXPECT_EQ(other, 3);
+}
+
 TEST(ManualReactorTest, PostFromAnotherThreadRunsOnRunUntilIdle) {
   ManualReactor r;
   int ran = 0;

@@ -28,6 +28,7 @@ inline constexpr uint32_t kWritable = 0x004;
 
 using WatchId = uint64_t;
 using TimerId = uint64_t;
+using PollerId = uint64_t;
 
 class Reactor {
  public:
@@ -56,6 +57,16 @@ class Reactor {
   // Runs |fn| on the loop thread soon. Thread-safe; the one call other
   // threads may make.
   virtual void Post(absl::AnyInvocable<void()> fn) = 0;
+
+  // Calls |fn| once every turn, on the loop thread, until RemovePoller: the
+  // hook for busy-polling drivers and devices, cheaper per turn than a task
+  // re-posted each turn (no lock, no allocation). While a poller is
+  // registered the loop does not sleep. Loop thread only (or before the
+  // loop starts); a poller added by a poller first runs the next turn.
+  virtual PollerId AddPoller(absl::AnyInvocable<void()> fn) = 0;
+  // Stops a poller; it is not called again, and it may remove itself while
+  // it runs. Unknown ids are ignored.
+  virtual void RemovePoller(PollerId id) = 0;
 
   // The reactor's clock: the time protocol engines are given. Loops may
   // read the clock once per turn and answer callbacks with that (as libuv's

@@ -9,6 +9,7 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -220,9 +221,51 @@ void UringReactor::RunPosted() {
   if (running_.capacity() < batch.capacity()) running_.swap(batch);
 }
 
+PollerId UringReactor::AddPoller(absl::AnyInvocable<void()> fn) {
+  const PollerId id = next_id_++;
+  // Not into pollers_ while a poller runs: growing it would move the
+  // running one.
+  (running_pollers_ ? added_pollers_ : pollers_).emplace_back(id, std::move(fn));
+  return id;
+}
+
+void UringReactor::RemovePoller(PollerId id) {
+  for (auto* list : {&pollers_, &added_pollers_}) {
+    for (auto it = list->begin(); it != list->end(); ++it) {
+      if (it->first != id) continue;
+      if (running_pollers_) {
+        it->first = 0;  // destroyed after the pass: it may be running now
+        pollers_removed_ = true;
+      } else {
+        list->erase(it);
+      }
+      return;
+    }
+  }
+}
+
+void UringReactor::RunPollers() {
+  if (running_pollers_) return;  // a nested RunOnce from a poller
+  running_pollers_ = true;
+  for (auto& [id, fn] : pollers_) {
+    if (id != 0) fn();
+  }
+  running_pollers_ = false;
+  if (pollers_removed_) {
+    pollers_removed_ = false;
+    auto removed = [](const auto& p) { return p.first == 0; };
+    pollers_.erase(std::remove_if(pollers_.begin(), pollers_.end(), removed), pollers_.end());
+    added_pollers_.erase(
+        std::remove_if(added_pollers_.begin(), added_pollers_.end(), removed),
+        added_pollers_.end());
+  }
+  for (auto& p : added_pollers_) pollers_.push_back(std::move(p));
+  added_pollers_.clear();
+}
+
 absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
   RunningScope scope(this);
-  absl::Duration wait = std::min(max_wait, kMaxWait);
+  absl::Duration wait = pollers_.empty() ? std::min(max_wait, kMaxWait) : absl::ZeroDuration();
   if (!timer_order_.empty()) {
     wait = std::max(absl::ZeroDuration(),
                     std::min(wait, timer_order_.begin()->first - absl::Now()));
@@ -281,6 +324,7 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
   }
   if (!timer_order_.empty()) RunDueTimers();
   RunPosted();
+  if (!pollers_.empty()) RunPollers();
   return absl::OkStatus();
 }
 

@@ -40,6 +40,8 @@ class UringReactor final : public Reactor {
   TimerId RunAt(absl::Time deadline, absl::AnyInvocable<void()> fn) override;
   void CancelTimer(TimerId id) override;
   void Post(absl::AnyInvocable<void()> fn) override;
+  PollerId AddPoller(absl::AnyInvocable<void()> fn) override;
+  void RemovePoller(PollerId id) override;
   // From this loop's callbacks: when the current turn started (its wait
   // ended); from other threads: absl::Now().
   absl::Time Now() const override { return InLoop() ? turn_start_ : absl::Now(); }
@@ -53,10 +55,10 @@ class UringReactor final : public Reactor {
   // before Run). Sticky: a stopped reactor does not run again. Thread-safe.
   void Stop();
   // One iteration: waits up to |max_wait| for events, then runs ready
-  // callbacks, due timers and posted functions. A turn with work already
-  // posted does not wait, and makes no system call unless submissions are
-  // queued: busy-polling components (the driver and device in poll mode)
-  // post one task per turn, so such a turn costs a few hundred ns.
+  // callbacks, due timers, posted functions and pollers. A turn with work
+  // already posted, or with pollers, does not wait, and makes no system call
+  // unless submissions are queued: a busy-polling turn (the driver and
+  // device in poll mode) costs little more than its pollers.
   // Post() writes the wake eventfd only when the loop may be blocked in a
   // wait (never from the loop thread itself, never while it busy-polls).
   absl::Status RunOnce(absl::Duration max_wait);
@@ -75,6 +77,7 @@ class UringReactor final : public Reactor {
   void HandleCompletion(uint64_t user_data, int res);
   void RunDueTimers();
   void RunPosted();
+  void RunPollers();
   io_uring_sqe* GetSqe();
 
   io_uring ring_{};
@@ -96,6 +99,12 @@ class UringReactor final : public Reactor {
   bool waiting_ = false;  // guarded by post_mu_: the loop may block; Post must wake it
   std::vector<absl::AnyInvocable<void()>> running_;  // loop thread: the batch being run
   std::vector<std::pair<uint64_t, int>> completions_;  // loop thread: reused per turn
+  // Loop thread. During a pass over pollers_, added pollers wait in
+  // added_pollers_ and removed ones are marked (id 0) and erased after it.
+  std::vector<std::pair<PollerId, absl::AnyInvocable<void()>>> pollers_;
+  std::vector<std::pair<PollerId, absl::AnyInvocable<void()>>> added_pollers_;
+  bool running_pollers_ = false;
+  bool pollers_removed_ = false;
 };
 
 }  // namespace io

@@ -234,6 +234,46 @@ TEST_F(UringReactorTest, CallbacksSeeTheTimeTheirTurnStarted) {
   EXPECT_GE(next_turn, first + absl::Milliseconds(5));
 }
 
+TEST_F(UringReactorTest, PollersRunEveryTurnWithoutSleeping) {
+  int a = 0, b = 0, added = 0;
+  PollerId added_id = 0;
+  PollerId b_id = 0;
+  const PollerId a_id = reactor_->AddPoller([&] {
+    ++a;
+    if (a == 2) {  // adds a poller: it first runs next turn
+      added_id = reactor_->AddPoller([&] { ++added; });
+      EXPECT_EQ(added, 0);
+    }
+    if (a == 3) reactor_->RemovePoller(b_id);  // another one, mid-pass
+  });
+  b_id = reactor_->AddPoller([&] { ++b; });
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 4; ++i) VRPC_EXPECT_OK(reactor_->RunOnce(absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "a turn with pollers slept";
+  EXPECT_EQ(a, 4);
+  EXPECT_EQ(b, 2);      // removed during the third pass, before its turn
+  EXPECT_EQ(added, 2);  // turns 3 and 4
+  // A poller removing itself while it runs.
+  PollerId self = 0;
+  int once = 0;
+  self = reactor_->AddPoller([&] {
+    ++once;
+    reactor_->RemovePoller(self);
+  });
+  reactor_->RemovePoller(a_id);
+  reactor_->RemovePoller(added_id);
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::ZeroDuration()));
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::ZeroDuration()));
+  EXPECT_EQ(once, 1);
+  EXPECT_EQ(a, 4);
+  // No pollers left: the loop waits again (here: for a timer).
+  const absl::Time waited = absl::Now();
+  bool fired = false;
+  reactor_->RunAfter(absl::Milliseconds(20), [&] { fired = true; });
+  while (!fired) VRPC_EXPECT_OK(reactor_->RunOnce(absl::Seconds(1)));
+  EXPECT_GE(absl::Now() - waited, absl::Milliseconds(20));
+}
+
 TEST_F(UringReactorTest, StopBeforeRunReturnsAtOnce) {
   reactor_->Stop();
   VRPC_EXPECT_OK(reactor_->Run());
