@@ -109,6 +109,7 @@ VsockDevice::~VsockDevice() {
   for (uint32_t i = 0; i < 3; ++i) {
     if (rings_[i].kick_watch != 0) reactor_.Unwatch(rings_[i].kick_watch);
   }
+  StopPoller();
   host_.reset();
 }
 
@@ -247,7 +248,7 @@ void VsockDevice::PostToSelf(void (*fn)(VsockDevice&)) {
 
 // ---------------------------------------------------------------------------
 // Polling. While polling_, the tx and rx queues keep notifications disabled
-// and one PollOnce task per reactor turn looks at both rings.
+// and a reactor poller (PollOnce, every turn) looks at both rings.
 
 void VsockDevice::StartPolling() {
   if (!Usable(kTx) && !Usable(kRx)) return;
@@ -260,23 +261,20 @@ void VsockDevice::StartPolling() {
       }
     }
   }
-  SchedulePoll();
+  if (poller_ == 0) poller_ = reactor_.AddPoller([this] { PollOnce(); });
 }
 
-void VsockDevice::SchedulePoll() {
-  if (poll_posted_) return;
-  poll_posted_ = true;
-  PostToSelf([](VsockDevice& device) {
-    device.poll_posted_ = false;
-    device.PollOnce();
-  });
+void VsockDevice::StopPoller() {
+  if (poller_ == 0) return;
+  reactor_.RemovePoller(poller_);
+  poller_ = 0;
 }
 
 void VsockDevice::PollOnce() {
-  if (!polling_) return;
+  if (!polling_) return StopPoller();  // stopped elsewhere (reset)
   if (!Usable(kTx) && !Usable(kRx)) {
     polling_ = false;  // rings stopped or broken: kicks (if any) restart us
-    return;
+    return StopPoller();
   }
   ++stats_.polls;
   const uint64_t before = stats_.tx_packets + stats_.rx_packets;
@@ -288,11 +286,11 @@ void VsockDevice::PollOnce() {
       idle_polls_ >= options_.adaptive_idle_polls) {
     return StopPollingAndArm();
   }
-  SchedulePoll();
 }
 
 void VsockDevice::StopPollingAndArm() {
   polling_ = false;
+  StopPoller();
   bool more = false;
   for (uint32_t index : {kTx, kRx}) {
     if (!Usable(index)) continue;
@@ -390,7 +388,7 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
 }
 
 std::string VsockDevice::DebugString() const {
-  std::string out = absl::StrCat("polling=", polling_, " poll_posted=", poll_posted_,
+  std::string out = absl::StrCat("polling=", polling_, " poller=", poller_ != 0,
                                  " tx_paused=", tx_paused_, " pending_rx=", pending_rx_.size());
   static const char* const kNames[] = {"rx", "tx", "event"};
   for (uint32_t i = 0; i < 3; ++i) {

@@ -62,6 +62,7 @@ VsockDriver::~VsockDriver() {
   if (node_ != nullptr) node_->SetEndpointHooks(nullptr);
   if (reconnect_timer_ != 0) reactor_.CancelTimer(reconnect_timer_);
   for (io::WatchId w : watches_) reactor_.Unwatch(w);
+  StopPoller();
   SetPoolSlot(nullptr);
   session_.reset();
 }
@@ -174,6 +175,7 @@ void VsockDriver::TearDown() {
   for (io::WatchId w : watches_) reactor_.Unwatch(w);
   watches_.clear();
   polling_ = false;
+  StopPoller();
   CollectStats();
   SetPoolSlot(nullptr);
   session_.reset();  // Slices the application holds stay valid
@@ -347,20 +349,17 @@ void VsockDriver::StartPolling() {
       if (absl::Status s = session_->DisableInterrupts(q); !s.ok()) return Fail(s);
     }
   }
-  SchedulePoll();
+  if (poller_ == 0) poller_ = reactor_.AddPoller([this] { PollOnce(); });
 }
 
-void VsockDriver::SchedulePoll() {
-  if (poll_posted_) return;
-  poll_posted_ = true;
-  PostToSelf([](VsockDriver& d) {
-    d.poll_posted_ = false;
-    d.PollOnce();
-  });
+void VsockDriver::StopPoller() {
+  if (poller_ == 0) return;
+  reactor_.RemovePoller(poller_);
+  poller_ = 0;
 }
 
 void VsockDriver::PollOnce() {
-  if (!polling_ || session_ == nullptr || !failure_.ok()) return;
+  if (!polling_ || session_ == nullptr || !failure_.ok()) return StopPoller();
   ++stats_.polls;
   const internal::SessionStats before = session_->stats();
   for (uint32_t q = 0; q < kNumQueues && session_ != nullptr; ++q) (void)ServiceQueue(q);
@@ -373,6 +372,7 @@ void VsockDriver::PollOnce() {
   if (options_.notify_mode == DriverNotifyMode::kAdaptive &&
       idle_polls_ >= options_.adaptive_spin) {
     polling_ = false;
+    StopPoller();
     bool more = false;
     for (uint32_t q = 0; q < kNumQueues; ++q) {
       absl::StatusOr<bool> m = session_->EnableInterrupts(q);
@@ -382,7 +382,6 @@ void VsockDriver::PollOnce() {
     if (!more) return;  // sleep until an interrupt
     return StartPolling();  // completions raced the re-arm
   }
-  SchedulePoll();
 }
 
 // ---------------------------------------------------------------------------
