@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/base/status_macros.h"
@@ -24,29 +25,30 @@ uint32_t Get32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
 
-// Appends to a std::string, then hands it over as one owned Slice.
+// Collects a payload in an inline buffer (the heap only past 256 bytes),
+// then hands it over as one owned Slice: one allocation for a small payload.
 class Writer {
  public:
   void U16(uint16_t v) {
     uint8_t b[2];
     Put16(b, v);
-    out_.append(reinterpret_cast<char*>(b), 2);
+    Append(b, 2);
   }
   void U32(uint32_t v) {
     uint8_t b[4];
     Put32(b, v);
-    out_.append(reinterpret_cast<char*>(b), 4);
+    Append(b, 4);
   }
   void Varint(uint64_t v) {
     while (v >= 0x80) {
-      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      out_.push_back(static_cast<uint8_t>((v & 0x7f) | 0x80));
       v >>= 7;
     }
-    out_.push_back(static_cast<char>(v));
+    out_.push_back(static_cast<uint8_t>(v));
   }
   void String(const std::string& s) {
     Varint(s.size());
-    out_.append(s);
+    Append(reinterpret_cast<const uint8_t*>(s.data()), s.size());
   }
   void Meta(const Metadata& m) {
     Varint(m.size());
@@ -55,10 +57,14 @@ class Writer {
       String(v);
     }
   }
-  SliceChain Take() { return out_.empty() ? SliceChain() : SliceChain(Slice::Copy(out_)); }
+  SliceChain Take() {
+    return out_.empty() ? SliceChain() : SliceChain(Slice::Copy(absl::MakeConstSpan(out_)));
+  }
 
  private:
-  std::string out_;
+  void Append(const uint8_t* p, size_t n) { out_.insert(out_.end(), p, p + n); }
+
+  absl::InlinedVector<uint8_t, 256> out_;
 };
 
 // Reads a payload, flattened only when it spans several slices; every read
