@@ -87,6 +87,13 @@ void Slice::RemovePrefix(size_t n) {
 void SliceChain::Append(Slice slice) {
   if (slice.empty()) return;
   size_ += slice.size();
+  if (!slices_.empty()) {
+    Slice& last = slices_.back();
+    if (last.SharesBackingWith(slice) && last.data_ + last.size_ == slice.data_) {
+      last.size_ += slice.size_;
+      return;
+    }
+  }
   slices_.push_back(std::move(slice));
 }
 

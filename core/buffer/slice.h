@@ -76,6 +76,8 @@ class Slice {
   }
 
  private:
+  friend class SliceChain;  // Append grows a slice over an adjacent one
+
   Slice(std::shared_ptr<const void> owner, const uint8_t* data, size_t size)
       : owner_(std::move(owner)), data_(data), size_(size) {}
 
@@ -85,7 +87,9 @@ class Slice {
 };
 
 // A byte string made of Slices. Splitting and appending never copy bytes.
-// Empty slices are never stored.
+// Empty slices are never stored, and a slice appended right behind the last
+// one in the same backing (frames written one after another into one block)
+// grows that slice instead of adding one.
 class SliceChain {
  public:
   using Slices = absl::InlinedVector<Slice, 2>;

@@ -165,6 +165,26 @@ TEST(SliceChainDeathTest, RemoveTooMuchIsABug) {
   EXPECT_DEATH(chain.RemovePrefix(4), "RemovePrefix");
 }
 
+TEST(SliceChainTest, AdjacentPiecesOfOneBackingBecomeOneSlice) {
+  uint8_t* raw = nullptr;
+  Slice block = Slice::Allocate(8, &raw);
+  std::memcpy(raw, "abcdefgh", 8);
+  SliceChain chain;
+  chain.Append(block.Sub(0, 3));
+  chain.Append(block.Sub(3, 2));  // right behind: grows the first
+  ASSERT_EQ(chain.slices().size(), 1u);
+  chain.Append(block.Sub(6, 2));  // a gap: a new slice
+  EXPECT_EQ(chain.slices().size(), 2u);
+  EXPECT_EQ(chain.ToString(), "abcdegh");
+  // Adjacent bytes of another backing are not merged.
+  Slice other = Slice::Copy(absl::string_view("xy"));
+  SliceChain two;
+  two.Append(other.Sub(0, 1));
+  two.Append(Slice::Copy(absl::string_view("y")));
+  EXPECT_EQ(two.slices().size(), 2u);
+  EXPECT_EQ(chain.size(), 7u);
+}
+
 TEST(SliceChainDeathTest, TakeTooMuchIsABug) {
   SliceChain chain(Slice::Copy(absl::string_view("abc")));
   EXPECT_DEATH((void)chain.TakePrefix(4), "TakePrefix");

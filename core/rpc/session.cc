@@ -46,13 +46,23 @@ void Session::Emit(FrameType type, uint32_t stream, SliceChain payload, SessionO
   h.stream_id = stream;
   // Frame headers are cut from a shared block: a reference count per frame
   // instead of an allocation. The block lives while any of its headers does.
-  if (header_raw_ == nullptr || kHeaderBlockSize - header_used_ < kFrameHeaderSize) {
+  // A small payload is copied in behind its header, so the frames of a turn
+  // (a unary call's HEADERS, MESSAGE and HALF_CLOSE) lie back to back in one
+  // piece of memory: one Slice for the transport, one descriptor and one
+  // bounce for the driver, instead of one per header and payload.
+  const size_t inline_payload = payload.size() <= kInlinePayload ? payload.size() : 0;
+  const size_t need = kFrameHeaderSize + inline_payload;
+  if (header_raw_ == nullptr || kHeaderBlockSize - header_used_ < need) {
     header_block_ = Slice::Allocate(kHeaderBlockSize, &header_raw_);
     header_used_ = 0;
   }
   EncodeFrameHeader(h, header_raw_ + header_used_);
-  out.bytes.Append(header_block_.Sub(header_used_, kFrameHeaderSize));
-  header_used_ += kFrameHeaderSize;
+  if (inline_payload > 0) {
+    payload.CopyTo(absl::MakeSpan(header_raw_ + header_used_ + kFrameHeaderSize, inline_payload));
+    payload.Clear();
+  }
+  out.bytes.Append(header_block_.Sub(header_used_, need));
+  header_used_ += need;
   out.bytes.Append(std::move(payload));
   ++stats_.frames_out;
 }
