@@ -37,7 +37,7 @@ Session::Session(Role role, const SessionOptions& options, SessionOutput& out)
   Emit(FrameType::kSettings, 0, EncodeSettings(options_.local), out);
 }
 
-void Session::Emit(FrameType type, uint32_t stream, SliceChain payload, SessionOutput& out,
+void Session::Emit(FrameType type, uint32_t stream, SliceChain&& payload, SessionOutput& out,
                    uint8_t flags) {
   FrameHeader h;
   h.length = static_cast<uint32_t>(payload.size());

@@ -177,7 +177,7 @@ class Session {
     bool blocked = false;        // wants kWritable (WantSend)
   };
 
-  void Emit(FrameType type, uint32_t stream, SliceChain payload, SessionOutput& out,
+  void Emit(FrameType type, uint32_t stream, SliceChain&& payload, SessionOutput& out,
             uint8_t flags = 0);
   absl::Status ConnectionError(absl::Status why, SessionOutput& out);
   absl::Status HandleFrame(Frame& frame, SessionOutput& out);

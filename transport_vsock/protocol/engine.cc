@@ -521,7 +521,7 @@ void Engine::HandleConnecting(Connection& c, const Header& h, absl::Time now,
   }
 }
 
-void Engine::HandleEstablished(Connection& c, const Header& h, SliceChain payload,
+void Engine::HandleEstablished(Connection& c, const Header& h, SliceChain&& payload,
                                absl::Time now, Actions& out) {
   // The handlers below may end the connection, and one nobody owns (still in
   // an accept queue) is freed at once: after them, only |id| is safe to use.
@@ -563,7 +563,7 @@ void Engine::HandleEstablished(Connection& c, const Header& h, SliceChain payloa
   }
 }
 
-void Engine::HandleData(Connection& c, const Header& h, SliceChain payload,
+void Engine::HandleData(Connection& c, const Header& h, SliceChain&& payload,
                         absl::Time now, Actions& out) {
   if (c.peer_shutdown & kShutdownSend) {
     ProtocolError(c, absl::InvalidArgumentError("data after SHUTDOWN(SEND)"), now, out);
@@ -601,7 +601,7 @@ void Engine::HandlePeerShutdown(Connection& c, const Header& h, absl::Time now,
   MaybeFinishClose(c, now, out);
 }
 
-void Engine::HandleLingering(Connection& c, const Header& h, SliceChain payload,
+void Engine::HandleLingering(Connection& c, const Header& h, SliceChain&& payload,
                              absl::Time now, Actions& out) {
   (void)payload;  // we shut down receiving: data is dropped
   (void)now;
@@ -773,9 +773,9 @@ void Engine::MaybeAdvertiseCredit(Connection& c, Actions& out) {
 // ---------------------------------------------------------------------------
 // Output
 
-void Engine::Emit(Connection& c, Op op, uint32_t flags, SliceChain payload,
+void Engine::Emit(Connection& c, Op op, uint32_t flags, SliceChain&& payload,
                   Actions& out) {
-  Packet p;
+  Packet& p = out.packets.emplace_back();  // built in place: no Packet move
   p.header.src_cid = config_.local_cid;
   p.header.dst_cid = config_.peer_cid;
   p.header.src_port = c.local_port;
@@ -790,7 +790,6 @@ void Engine::Emit(Connection& c, Op op, uint32_t flags, SliceChain payload,
   c.credit.MarkAdvertised();
   ++stats_.packets_out;
   if (op == Op::kRst) ++stats_.rst_sent;
-  out.packets.push_back(std::move(p));
 }
 
 void Engine::EmitRst(const Header& in_reply_to, Actions& out) {

@@ -246,11 +246,11 @@ class Engine {
   void HandleNoConnection(const Header& h, absl::Time now, Actions& out);
   void HandleRequest(const Header& h, absl::Time now, Actions& out);
   void HandleConnecting(Connection& c, const Header& h, absl::Time now, Actions& out);
-  void HandleEstablished(Connection& c, const Header& h, SliceChain payload,
+  void HandleEstablished(Connection& c, const Header& h, SliceChain&& payload,
                          absl::Time now, Actions& out);
-  void HandleLingering(Connection& c, const Header& h, SliceChain payload,
+  void HandleLingering(Connection& c, const Header& h, SliceChain&& payload,
                        absl::Time now, Actions& out);
-  void HandleData(Connection& c, const Header& h, SliceChain payload, absl::Time now,
+  void HandleData(Connection& c, const Header& h, SliceChain&& payload, absl::Time now,
                   Actions& out);
   void HandlePeerShutdown(Connection& c, const Header& h, absl::Time now, Actions& out);
 
@@ -269,7 +269,7 @@ class Engine {
   void MaybeAdvertiseCredit(Connection& c, Actions& out);
 
   // Output.
-  void Emit(Connection& c, Op op, uint32_t flags, SliceChain payload, Actions& out);
+  void Emit(Connection& c, Op op, uint32_t flags, SliceChain&& payload, Actions& out);
   void EmitRst(const Header& in_reply_to, Actions& out);
   void EmitEvent(Actions& out, EventType type, ConnId conn, absl::Status status = {},
                  uint32_t port = 0, uint32_t flags = 0);
