@@ -334,14 +334,17 @@ void Channel::StartWaitingCalls() {
       continue;
     }
     RequestHeaders headers;
-    headers.method = call->method_;
+    headers.method.swap(call->method_);  // handed back if the call must wait
     if (call->context_->deadline() != absl::InfiniteFuture()) {
       headers.timeout = call->context_->deadline() - absl::Now();
     }
     headers.metadata = call->context_->metadata();
     absl::StatusOr<uint32_t> stream = conn_->session().StartCall(headers, conn_->out());
     if (!stream.ok()) {
-      if (absl::IsResourceExhausted(stream.status())) break;  // wait for a free slot
+      if (absl::IsResourceExhausted(stream.status())) {  // wait for a free slot
+        call->method_.swap(headers.method);
+        break;
+      }
       waiting_.pop_front();
       call->Finish(stream.status(), {});
       continue;

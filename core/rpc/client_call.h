@@ -81,7 +81,7 @@ class ClientCall : public std::enable_shared_from_this<ClientCall> {
   void Finish(const absl::Status& status, const Metadata& trailers);
 
   std::shared_ptr<Channel> channel_;
-  const std::string method_;
+  std::string method_;  // until the call starts: then the HEADERS frame took it
   ClientContext* const context_;
   ClientCallObserver* const observer_;
 

@@ -327,6 +327,57 @@ TEST_P(CallSuite, ThousandConcurrentCalls) {
   EXPECT_EQ(channel_->stats().calls_succeeded, static_cast<uint64_t>(kCalls));
 }
 
+TEST_P(CallSuite, CallsBeyondTheServersConcurrencyLimitWaitForASlot) {
+  // The server takes 2 calls at a time; 20 started at once queue in the
+  // channel and start as slots free up, each with its own method.
+  server_->Shutdown(absl::Now() + absl::Seconds(1));
+  server_options_.session.local.max_concurrent_streams = 2;
+  server_ = std::make_unique<Server>(server_options_);
+  ASSERT_THAT(server_->RegisterService(&service_), IsOk());
+  ListenOn(kPort);
+  // One call first: the channel reconnects, and the new server's SETTINGS
+  // (its limit) arrives before the 20 calls start.
+  ClientContext first;
+  first.set_wait_for_ready(true);
+  first.set_timeout(absl::Seconds(30));
+  VRPC_ASSERT_OK(Unary("/test.Svc/Echo", "first", nullptr, &first));
+  constexpr int kCalls = 20;
+  struct Waiter : ClientCallObserver {
+    std::string got;
+    absl::Status status;
+    std::promise<void> done;
+    void OnMessage(SliceChain m) override { got = m.ToString(); }
+    void OnFinish(const absl::Status& s, const Metadata&) override {
+      status = s;
+      done.set_value();
+    }
+  };
+  std::vector<std::unique_ptr<Waiter>> waiters;
+  std::vector<std::unique_ptr<ClientContext>> contexts;
+  std::vector<std::shared_ptr<ClientCall>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    waiters.push_back(std::make_unique<Waiter>());
+    contexts.push_back(std::make_unique<ClientContext>());
+    contexts.back()->set_wait_for_ready(true);
+    // Alternate two methods: a waiting call must keep its own.
+    const char* method = i % 2 == 0 ? "/test.Svc/Echo" : "/test.Svc/Unknown";
+    calls.push_back(ClientCall::Start(channel_, method, contexts.back().get(),
+                                      waiters.back().get()));
+    calls.back()->Write(Bytes("call " + std::to_string(i)));
+    calls.back()->WritesDone();
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_EQ(waiters[i]->done.get_future().wait_for(std::chrono::seconds(60)),
+              std::future_status::ready);
+    if (i % 2 == 0) {
+      VRPC_EXPECT_OK(waiters[i]->status) << i;
+      EXPECT_EQ(waiters[i]->got, "call " + std::to_string(i));
+    } else {
+      EXPECT_EQ(waiters[i]->status.code(), absl::StatusCode::kUnimplemented) << i;
+    }
+  }
+}
+
 TEST_P(CallSuite, HandlerThatNeverReadsDoesNotBlockOtherCalls) {
   // A client streams far more than one call's window to a handler that
   // never reads; the connection keeps serving other calls.
