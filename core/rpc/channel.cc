@@ -17,7 +17,7 @@ namespace {
 // is alive.
 template <typename Fn>
 auto Guarded(Channel& channel, Fn fn) {
-  return [weak = channel.weak_from_this(), fn = std::move(fn)](auto&&... args) {
+  return [weak = channel.weak_from_this(), fn = std::move(fn)](auto&&... args) mutable {
     std::shared_ptr<Channel> self = weak.lock();
     if (self == nullptr) return;
     fn(*self, std::forward<decltype(args)>(args)...);
@@ -59,9 +59,8 @@ Channel::~Channel() {
   connecting_.reset();
 }
 
-void Channel::RunOnLoop(std::function<void()> fn) {
-  if (reactor_.InLoop()) return fn();
-  reactor_.Post(Guarded(*this, [fn = std::move(fn)](Channel&) { fn(); }));
+void Channel::PostToLoop(absl::AnyInvocable<void()> fn) {
+  reactor_.Post(Guarded(*this, [fn = std::move(fn)](Channel&) mutable { fn(); }));
 }
 
 // ---------------------------------------------------------------------------

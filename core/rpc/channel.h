@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/io/reactor.h"
@@ -147,7 +148,17 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void StartWaitingCalls();
   void FailWaitingCalls(bool all, const absl::Status& why);
   void CallEnded(const ClientCall& call, const absl::Status& status);
-  void RunOnLoop(std::function<void()> fn);
+  // Runs |fn| now when called on the loop, else posts it (run only while the
+  // channel lives). A template so the in-loop case builds no closure object.
+  template <typename Fn>
+  void RunOnLoop(Fn&& fn) {
+    if (reactor_.InLoop()) {
+      fn();
+      return;
+    }
+    PostToLoop(absl::AnyInvocable<void()>(std::forward<Fn>(fn)));
+  }
+  void PostToLoop(absl::AnyInvocable<void()> fn);
 
   io::Reactor& reactor_;
   std::unique_ptr<transport::Connector> connector_;
