@@ -142,6 +142,11 @@ void UringReactor::CancelTimer(TimerId id) {
 bool UringReactor::InLoop() const { return running_here == this; }
 
 void UringReactor::Post(absl::AnyInvocable<void()> fn) {
+  if (running_here == this) {
+    // From one of this loop's callbacks: no lock, no wake-up needed.
+    local_posted_.push_back(std::move(fn));
+    return;
+  }
   bool wake;
   {
     std::lock_guard<std::mutex> lock(post_mu_);
@@ -150,8 +155,9 @@ void UringReactor::Post(absl::AnyInvocable<void()> fn) {
     // next waits: a busy-polling loop takes posts without a system call.
     wake = waiting_;
     waiting_ = false;  // one wake-up is enough
+    remote_posted_.store(true, std::memory_order_release);
   }
-  if (!wake || running_here == this) return;
+  if (!wake) return;
   const uint64_t one = 1;
   (void)!::write(wake_fd_.get(), &one, sizeof(one));
 }
@@ -208,13 +214,19 @@ void UringReactor::RunPosted() {
   // posted function) finds it in use and runs its own batch.
   std::vector<absl::AnyInvocable<void()>> batch;
   batch.swap(running_);
-  {
+  if (remote_posted_.exchange(false, std::memory_order_acq_rel)) {
     std::lock_guard<std::mutex> lock(post_mu_);
-    if (posted_.empty()) {
-      running_.swap(batch);
-      return;
-    }
     batch.swap(posted_);
+  }
+  // Then what this loop's own callbacks posted (kept in order among
+  // themselves; posts from other threads have no order relative to them).
+  if (!local_posted_.empty()) {
+    if (batch.empty()) {
+      batch.swap(local_posted_);
+    } else {
+      for (auto& fn : local_posted_) batch.push_back(std::move(fn));
+      local_posted_.clear();
+    }
   }
   for (auto& fn : batch) fn();
   batch.clear();
@@ -270,9 +282,11 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
     wait = std::max(absl::ZeroDuration(),
                     std::min(wait, timer_order_.begin()->first - absl::Now()));
   }
-  {
+  if (!local_posted_.empty()) wait = absl::ZeroDuration();
+  if (wait > absl::ZeroDuration()) {
     // Decided under the lock Post takes: a Post after this either sees
-    // waiting_ (and writes the wake eventfd) or was seen here.
+    // waiting_ (and writes the wake eventfd) or was seen here. A turn that
+    // will not wait skips the lock; waiting_ is false then.
     std::lock_guard<std::mutex> lock(post_mu_);
     if (!posted_.empty()) wait = absl::ZeroDuration();
     waiting_ = wait > absl::ZeroDuration();
@@ -338,8 +352,9 @@ absl::Status UringReactor::Run() {
   for (int round = 0; round < 16; ++round) {
     {
       std::lock_guard<std::mutex> lock(post_mu_);
-      if (posted_.empty()) break;
+      if (posted_.empty() && local_posted_.empty()) break;
     }
+    remote_posted_.store(true, std::memory_order_relaxed);  // look under the lock
     RunPosted();
   }
   return absl::OkStatus();

@@ -59,8 +59,9 @@ class UringReactor final : public Reactor {
   // already posted, or with pollers, does not wait, and makes no system call
   // unless submissions are queued: a busy-polling turn (the driver and
   // device in poll mode) costs little more than its pollers.
-  // Post() writes the wake eventfd only when the loop may be blocked in a
-  // wait (never from the loop thread itself, never while it busy-polls).
+  // Post() from the loop's own callbacks takes no lock. From other threads
+  // it writes the wake eventfd only when the loop may be blocked in a wait
+  // (never while it busy-polls).
   absl::Status RunOnce(absl::Duration max_wait);
 
  private:
@@ -97,6 +98,8 @@ class UringReactor final : public Reactor {
   std::mutex post_mu_;
   std::vector<absl::AnyInvocable<void()>> posted_;  // guarded by post_mu_
   bool waiting_ = false;  // guarded by post_mu_: the loop may block; Post must wake it
+  std::atomic<bool> remote_posted_{false};  // posted_ may be non-empty
+  std::vector<absl::AnyInvocable<void()>> local_posted_;  // loop thread: its own posts
   std::vector<absl::AnyInvocable<void()>> running_;  // loop thread: the batch being run
   std::vector<std::pair<uint64_t, int>> completions_;  // loop thread: reused per turn
   // Loop thread. During a pass over pollers_, added pollers wait in

@@ -274,6 +274,24 @@ TEST_F(UringReactorTest, PollersRunEveryTurnWithoutSleeping) {
   EXPECT_GE(absl::Now() - waited, absl::Milliseconds(20));
 }
 
+TEST_F(UringReactorTest, PostsFromCallbacksRunNextTurnInOrderWithoutWaiting) {
+  std::vector<int> ran;
+  reactor_->Post([&] {
+    reactor_->Post([&] { ran.push_back(1); });
+    reactor_->Post([&] {
+      ran.push_back(2);
+      reactor_->Post([&] { ran.push_back(3); });
+    });
+  });
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::ZeroDuration()));
+  EXPECT_TRUE(ran.empty());  // posted during the turn: the next one
+  const absl::Time start = absl::Now();
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::Seconds(10)));  // work is queued: no wait
+  VRPC_EXPECT_OK(reactor_->RunOnce(absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_THAT(ran, ElementsAre(1, 2, 3));
+}
+
 TEST_F(UringReactorTest, StopBeforeRunReturnsAtOnce) {
   reactor_->Stop();
   VRPC_EXPECT_OK(reactor_->Run());
