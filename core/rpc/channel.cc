@@ -292,6 +292,9 @@ void Channel::OnSessionEvent(SessionEvent& e) {
         ArmKeepalive();
       }
       return;
+    case SessionEventType::kSettings:
+      StartWaitingCalls();
+      return;
     case SessionEventType::kGoAway:
       // Running calls finish here; new ones wait for the next connection.
       draining_ = true;
@@ -326,6 +329,9 @@ void Channel::Enqueue(std::shared_ptr<ClientCall> call) {
 }
 
 void Channel::StartWaitingCalls() {
+  // Calls start once the server's SETTINGS are in: before, its concurrency
+  // limit is unknown and calls beyond it would be refused.
+  if (conn_ != nullptr && !conn_->session().peer_settings_received()) return;
   while (conn_ != nullptr && !conn_->closed() && !draining_ && !waiting_.empty()) {
     std::shared_ptr<ClientCall> call = waiting_.front();
     if (call->phase_ != ClientCall::Phase::kWaiting) {

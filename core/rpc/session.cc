@@ -210,6 +210,7 @@ absl::Status Session::HandleSettings(const Frame& f, SessionOutput& out) {
   // Streams opened before the peer's SETTINGS used its default window.
   const int64_t delta = int64_t{s->initial_window} - int64_t{peer_.initial_window};
   peer_ = *s;
+  peer_settings_received_ = true;
   for (auto& [id, stream] : streams_) stream.send_window += delta;
   out.events.push_back(SessionEvent{SessionEventType::kSettings});
   return absl::OkStatus();

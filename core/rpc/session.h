@@ -163,6 +163,9 @@ class Session {
   size_t open_streams() const { return streams_.size(); }
   bool goaway_received() const { return goaway_received_; }
   const Settings& peer_settings() const { return peer_; }
+  // True once the peer's SETTINGS arrived (peer_settings() are its own, not
+  // the defaults).
+  bool peer_settings_received() const { return peer_settings_received_; }
   const SessionStats& stats() const { return stats_; }
   absl::Status error() const { return error_; }
 
@@ -200,6 +203,7 @@ class Session {
   bool goaway_received_ = false;
   uint32_t goaway_last_stream_ = 0xffffffffu;
   bool output_backlogged_ = false;
+  bool peer_settings_received_ = false;
   absl::Status error_;
   SessionStats stats_;
   // Emit's frame headers: the current block, where to write, how much is used.

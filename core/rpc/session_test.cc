@@ -105,6 +105,19 @@ TEST_F(SessionTest, UnaryCallEndToEnd) {
   EXPECT_EQ(server_->open_streams(), 0u);
 }
 
+TEST_F(SessionTest, PeerSettingsAreKnownOnceTheirFrameArrives) {
+  SessionOutput c_out, s_out;
+  SessionOptions server_options;
+  server_options.local.max_concurrent_streams = 2;
+  Session client(Session::Role::kClient, SessionOptions(), c_out);
+  Session server(Session::Role::kServer, server_options, s_out);
+  EXPECT_FALSE(client.peer_settings_received());
+  EXPECT_EQ(client.peer_settings().max_concurrent_streams, Settings().max_concurrent_streams);
+  VRPC_ASSERT_OK(client.OnBytes(std::move(s_out.bytes), c_out));
+  EXPECT_TRUE(client.peer_settings_received());
+  EXPECT_EQ(client.peer_settings().max_concurrent_streams, 2u);
+}
+
 TEST_F(SessionTest, StreamIdsAreOddAndIncrease) {
   EXPECT_EQ(Start(), 1u);
   EXPECT_EQ(Start(), 3u);

@@ -335,12 +335,8 @@ TEST_P(CallSuite, CallsBeyondTheServersConcurrencyLimitWaitForASlot) {
   server_ = std::make_unique<Server>(server_options_);
   ASSERT_THAT(server_->RegisterService(&service_), IsOk());
   ListenOn(kPort);
-  // One call first: the channel reconnects, and the new server's SETTINGS
-  // (its limit) arrives before the 20 calls start.
-  ClientContext first;
-  first.set_wait_for_ready(true);
-  first.set_timeout(absl::Seconds(30));
-  VRPC_ASSERT_OK(Unary("/test.Svc/Echo", "first", nullptr, &first));
+  // The calls start while the channel reconnects: none may go out before
+  // the new server's SETTINGS (its limit) is in, or the server refuses them.
   constexpr int kCalls = 20;
   struct Waiter : ClientCallObserver {
     std::string got;
@@ -359,6 +355,7 @@ TEST_P(CallSuite, CallsBeyondTheServersConcurrencyLimitWaitForASlot) {
     waiters.push_back(std::make_unique<Waiter>());
     contexts.push_back(std::make_unique<ClientContext>());
     contexts.back()->set_wait_for_ready(true);
+    contexts.back()->set_timeout(absl::Seconds(30));
     // Alternate two methods: a waiting call must keep its own.
     const char* method = i % 2 == 0 ? "/test.Svc/Echo" : "/test.Svc/Unknown";
     calls.push_back(ClientCall::Start(channel_, method, contexts.back().get(),
