@@ -132,6 +132,30 @@ std::string Pattern(size_t n, uint32_t seed) {
   return s;
 }
 
+// One callback-API call with one request message, and what it got back.
+struct OneMessageCall : ClientCallObserver {
+  ClientContext context;
+  std::string got;
+  absl::Status status;
+  std::promise<void> done;
+  std::shared_ptr<ClientCall> call;
+
+  void Start(const std::shared_ptr<Channel>& channel, const std::string& method,
+             const std::string& request) {
+    call = ClientCall::Start(channel, method, &context, this);
+    call->Write(Bytes(request));
+    call->WritesDone();
+  }
+  bool Wait() {
+    return done.get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  }
+  void OnMessage(SliceChain m) override { got = m.ToString(); }
+  void OnFinish(const absl::Status& s, const Metadata&) override {
+    status = s;
+    done.set_value();
+  }
+};
+
 // Records channel state changes (deduplicated), and credit-blocked flips.
 struct StateLog {
   std::mutex mu;
@@ -296,32 +320,15 @@ TEST_P(CallSuite, OversizedMessageFailsTheCallNotTheChannel) {
 
 TEST_P(CallSuite, ThousandConcurrentCalls) {
   constexpr int kCalls = 1000;
-  struct Waiter : ClientCallObserver {
-    std::string got;
-    absl::Status status;
-    std::promise<void> done;
-    void OnMessage(SliceChain m) override { got = m.ToString(); }
-    void OnFinish(const absl::Status& s, const Metadata&) override {
-      status = s;
-      done.set_value();
-    }
-  };
-  std::vector<std::unique_ptr<Waiter>> waiters;
-  std::vector<std::unique_ptr<ClientContext>> contexts;
-  std::vector<std::shared_ptr<ClientCall>> calls;
+  std::vector<std::unique_ptr<OneMessageCall>> calls;
   for (int i = 0; i < kCalls; ++i) {
-    waiters.push_back(std::make_unique<Waiter>());
-    contexts.push_back(std::make_unique<ClientContext>());
-    calls.push_back(ClientCall::Start(channel_, "/test.Svc/Echo", contexts.back().get(),
-                                      waiters.back().get()));
-    calls.back()->Write(Bytes("call " + std::to_string(i)));
-    calls.back()->WritesDone();
+    calls.push_back(std::make_unique<OneMessageCall>());
+    calls.back()->Start(channel_, "/test.Svc/Echo", "call " + std::to_string(i));
   }
   int ok = 0;
   for (int i = 0; i < kCalls; ++i) {
-    ASSERT_EQ(waiters[i]->done.get_future().wait_for(std::chrono::seconds(60)),
-              std::future_status::ready);
-    if (waiters[i]->status.ok() && waiters[i]->got == "call " + std::to_string(i)) ++ok;
+    ASSERT_TRUE(calls[i]->Wait());
+    if (calls[i]->status.ok() && calls[i]->got == "call " + std::to_string(i)) ++ok;
   }
   EXPECT_EQ(ok, kCalls);
   EXPECT_EQ(channel_->stats().calls_succeeded, static_cast<uint64_t>(kCalls));
@@ -338,39 +345,22 @@ TEST_P(CallSuite, CallsBeyondTheServersConcurrencyLimitWaitForASlot) {
   // The calls start while the channel reconnects: none may go out before
   // the new server's SETTINGS (its limit) is in, or the server refuses them.
   constexpr int kCalls = 20;
-  struct Waiter : ClientCallObserver {
-    std::string got;
-    absl::Status status;
-    std::promise<void> done;
-    void OnMessage(SliceChain m) override { got = m.ToString(); }
-    void OnFinish(const absl::Status& s, const Metadata&) override {
-      status = s;
-      done.set_value();
-    }
-  };
-  std::vector<std::unique_ptr<Waiter>> waiters;
-  std::vector<std::unique_ptr<ClientContext>> contexts;
-  std::vector<std::shared_ptr<ClientCall>> calls;
+  std::vector<std::unique_ptr<OneMessageCall>> calls;
   for (int i = 0; i < kCalls; ++i) {
-    waiters.push_back(std::make_unique<Waiter>());
-    contexts.push_back(std::make_unique<ClientContext>());
-    contexts.back()->set_wait_for_ready(true);
-    contexts.back()->set_timeout(absl::Seconds(30));
+    calls.push_back(std::make_unique<OneMessageCall>());
+    calls.back()->context.set_wait_for_ready(true);
+    calls.back()->context.set_timeout(absl::Seconds(30));
     // Alternate two methods: a waiting call must keep its own.
-    const char* method = i % 2 == 0 ? "/test.Svc/Echo" : "/test.Svc/Unknown";
-    calls.push_back(ClientCall::Start(channel_, method, contexts.back().get(),
-                                      waiters.back().get()));
-    calls.back()->Write(Bytes("call " + std::to_string(i)));
-    calls.back()->WritesDone();
+    calls.back()->Start(channel_, i % 2 == 0 ? "/test.Svc/Echo" : "/test.Svc/Unknown",
+                        "call " + std::to_string(i));
   }
   for (int i = 0; i < kCalls; ++i) {
-    ASSERT_EQ(waiters[i]->done.get_future().wait_for(std::chrono::seconds(60)),
-              std::future_status::ready);
+    ASSERT_TRUE(calls[i]->Wait());
     if (i % 2 == 0) {
-      VRPC_EXPECT_OK(waiters[i]->status) << i;
-      EXPECT_EQ(waiters[i]->got, "call " + std::to_string(i));
+      VRPC_EXPECT_OK(calls[i]->status) << i;
+      EXPECT_EQ(calls[i]->got, "call " + std::to_string(i));
     } else {
-      EXPECT_EQ(waiters[i]->status.code(), absl::StatusCode::kUnimplemented) << i;
+      EXPECT_EQ(calls[i]->status.code(), absl::StatusCode::kUnimplemented) << i;
     }
   }
 }
