@@ -103,7 +103,9 @@ TEST_F(InProcessTest, GuestConnectsToHostListenerAndDataFlowsBothWaysWithoutCopi
     if (!to_host.empty()) {
       ASSERT_THAT(h_.guest().Send(g, to_host, h_.now(), h_.guest_out()), IsOk());
     }
-    if (!to_guest.empty()) ASSERT_THAT(c.Write(to_guest), IsOk());
+    if (!to_guest.empty()) {
+      ASSERT_THAT(c.Write(to_guest), IsOk());
+    }
     Settle();
     host_got += ReadAll(c);
     guest_got += GuestReadAll(g);
