@@ -13,11 +13,11 @@
 #define VRPC_CORE_RPC_CONTEXT_H_
 
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/rpc/frame.h"
@@ -54,7 +54,9 @@ class ClientContext {
   const Metadata& server_trailing_metadata() const { return trailing_; }
 
   // ---- For the call machinery ----
-  void set_canceller(std::function<void()> fn);
+  // |fn| cancels the running call; it is called at most once, by the first
+  // TryCancel (at once if TryCancel came first). Null detaches it.
+  void set_canceller(absl::AnyInvocable<void()> fn);
   void set_server_initial_metadata(Metadata m) { initial_ = std::move(m); }
   void set_server_trailing_metadata(Metadata m) { trailing_ = std::move(m); }
 
@@ -65,7 +67,7 @@ class ClientContext {
   Metadata initial_;
   Metadata trailing_;
   std::mutex mu_;
-  std::function<void()> canceller_;
+  absl::AnyInvocable<void()> canceller_;  // inline storage: no allocation per call
   bool cancel_requested_ = false;
 };
 
@@ -112,23 +114,26 @@ class ServerContext {
 };
 
 inline void ClientContext::TryCancel() {
-  std::function<void()> fn;
+  absl::AnyInvocable<void()> fn;
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancel_requested_ = true;
-    fn = canceller_;
+    fn = std::move(canceller_);
+    canceller_ = nullptr;
   }
   if (fn) fn();
 }
 
-inline void ClientContext::set_canceller(std::function<void()> fn) {
-  bool cancel_now;
+inline void ClientContext::set_canceller(absl::AnyInvocable<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    canceller_ = fn;
-    cancel_now = cancel_requested_ && fn != nullptr;
+    if (!cancel_requested_ || fn == nullptr) {
+      canceller_ = std::move(fn);
+      return;
+    }
+    canceller_ = nullptr;
   }
-  if (cancel_now) fn();
+  fn();  // cancelled before the call began
 }
 
 }  // namespace rpc

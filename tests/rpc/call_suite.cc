@@ -291,6 +291,17 @@ TEST_P(CallSuite, ClientCancellationReachesTheHandler) {
   EXPECT_TRUE(Eventually([&] { return service_.hang_cancelled.load() == 1; }));
 }
 
+TEST_P(CallSuite, CancelledBeforeItStartsACallEndsCancelledAndTheNextRuns) {
+  ClientContext ctx;
+  ctx.TryCancel();  // before the call exists: it is cancelled as it starts
+  BlockingCall call(channel_, "/test.Svc/Hang", &ctx);
+  EXPECT_THAT(call.Finish(), StatusIs(absl::StatusCode::kCancelled));
+  ctx.TryCancel();  // again: nothing left to cancel
+  std::string resp;
+  VRPC_EXPECT_OK(Unary("/test.Svc/Echo", "next", &resp));
+  EXPECT_EQ(resp, "next");
+}
+
 TEST_P(CallSuite, ServerCancellationReachesTheClient) {
   ClientContext ctx;
   BlockingCall call(channel_, "/test.Svc/Abort", &ctx);
