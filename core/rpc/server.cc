@@ -116,7 +116,11 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
     ++stats_.calls_started;
     auto it = methods_.find(e.headers.method);
     if (it != methods_.end()) method = it->second;
-    if (method == nullptr) ++stats_.calls_unimplemented;
+    if (method == nullptr) {
+      ++stats_.calls_unimplemented;
+    } else {
+      ++stats_.active_calls;  // undone below if the call is refused
+    }
   }
   absl::Status refused;
   if (method == nullptr) {
@@ -127,8 +131,12 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
   }
   if (!refused.ok()) {
     if (method != nullptr) {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.calls_denied;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.calls_denied;
+        --stats_.active_calls;
+      }
+      cv_.notify_all();  // Shutdown may wait for active_calls to reach 0
     }
     (void)rpc.session().Finish(
         e.stream, CallStatus{refused.code(), std::string(refused.message()), {}}, rpc.out());
@@ -142,10 +150,6 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
                                                  std::move(e.headers.metadata), conn->peer());
   auto call = std::make_shared<ServerCall>(conn, e.stream, std::move(context));
   conn->Register(e.stream, call, e.headers.timeout);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.active_calls;
-  }
   if (method->run_inline) {
     // On this reactor thread, once the request is complete.
     call->RunInlineWhenComplete([this, handler = &method->handler](ServerCall& c, bool run) {
