@@ -25,48 +25,6 @@ uint32_t Get32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
 
-// Collects a payload in an inline buffer (the heap only past 256 bytes),
-// then hands it over as one owned Slice: one allocation for a small payload.
-class Writer {
- public:
-  void U16(uint16_t v) {
-    uint8_t b[2];
-    Put16(b, v);
-    Append(b, 2);
-  }
-  void U32(uint32_t v) {
-    uint8_t b[4];
-    Put32(b, v);
-    Append(b, 4);
-  }
-  void Varint(uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<uint8_t>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<uint8_t>(v));
-  }
-  void String(const std::string& s) {
-    Varint(s.size());
-    Append(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-  }
-  void Meta(const Metadata& m) {
-    Varint(m.size());
-    for (const auto& [k, v] : m) {
-      String(k);
-      String(v);
-    }
-  }
-  SliceChain Take() {
-    return out_.empty() ? SliceChain() : SliceChain(Slice::Copy(absl::MakeConstSpan(out_)));
-  }
-
- private:
-  void Append(const uint8_t* p, size_t n) { out_.insert(out_.end(), p, p + n); }
-
-  absl::InlinedVector<uint8_t, 256> out_;
-};
-
 // Reads a payload, flattened only when it spans several slices; every read
 // is bounds-checked. |in| must outlive the reader.
 class Reader {
@@ -158,6 +116,43 @@ class Reader {
 
 }  // namespace
 
+void PayloadWriter::U16(uint16_t v) {
+  uint8_t b[2];
+  Put16(b, v);
+  Append(b, 2);
+}
+
+void PayloadWriter::U32(uint32_t v) {
+  uint8_t b[4];
+  Put32(b, v);
+  Append(b, 4);
+}
+
+void PayloadWriter::Varint(uint64_t v) {
+  while (v >= 0x80) {
+    out_.push_back(static_cast<uint8_t>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out_.push_back(static_cast<uint8_t>(v));
+}
+
+void PayloadWriter::String(const std::string& s) {
+  Varint(s.size());
+  Append(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+void PayloadWriter::Meta(const Metadata& m) {
+  Varint(m.size());
+  for (const auto& [k, v] : m) {
+    String(k);
+    String(v);
+  }
+}
+
+SliceChain PayloadWriter::Take() const {
+  return out_.empty() ? SliceChain() : SliceChain(Slice::Copy(absl::MakeConstSpan(out_)));
+}
+
 const char* FrameTypeName(uint8_t type) {
   switch (static_cast<FrameType>(type)) {
     case FrameType::kSettings: return "SETTINGS";
@@ -198,14 +193,18 @@ absl::StatusCode CodeFromWire(uint64_t code) {
   return static_cast<absl::StatusCode>(code);
 }
 
-SliceChain EncodeSettings(const Settings& s) {
-  Writer w;
+void EncodeSettings(const Settings& s, PayloadWriter& w) {
   w.U16(static_cast<uint16_t>(SettingId::kMaxMessageSize));
   w.U32(s.max_message_size);
   w.U16(static_cast<uint16_t>(SettingId::kInitialWindow));
   w.U32(s.initial_window);
   w.U16(static_cast<uint16_t>(SettingId::kMaxConcurrentStreams));
   w.U32(s.max_concurrent_streams);
+}
+
+SliceChain EncodeSettings(const Settings& s) {
+  PayloadWriter w;
+  EncodeSettings(s, w);
   return w.Take();
 }
 
@@ -238,8 +237,7 @@ absl::StatusOr<Settings> DecodeSettings(const SliceChain& in, const Settings& de
   return s;
 }
 
-SliceChain EncodeRequestHeaders(const RequestHeaders& h) {
-  Writer w;
+void EncodeRequestHeaders(const RequestHeaders& h, PayloadWriter& w) {
   w.String(h.method);
   uint64_t timeout_us = 0;  // 0: none
   if (h.timeout != absl::InfiniteDuration()) {
@@ -248,6 +246,11 @@ SliceChain EncodeRequestHeaders(const RequestHeaders& h) {
   }
   w.Varint(timeout_us);
   w.Meta(h.metadata);
+}
+
+SliceChain EncodeRequestHeaders(const RequestHeaders& h) {
+  PayloadWriter w;
+  EncodeRequestHeaders(h, w);
   return w.Take();
 }
 
@@ -271,9 +274,11 @@ absl::StatusOr<RequestHeaders> DecodeRequestHeaders(const SliceChain& in,
   return h;
 }
 
+void EncodeMetadata(const Metadata& m, PayloadWriter& w) { w.Meta(m); }
+
 SliceChain EncodeMetadata(const Metadata& m) {
-  Writer w;
-  w.Meta(m);
+  PayloadWriter w;
+  EncodeMetadata(m, w);
   return w.Take();
 }
 
@@ -285,11 +290,15 @@ absl::StatusOr<Metadata> DecodeMetadata(const SliceChain& in, const PayloadLimit
   return m;
 }
 
-SliceChain EncodeStatus(const CallStatus& s) {
-  Writer w;
+void EncodeStatus(const CallStatus& s, PayloadWriter& w) {
   w.Varint(static_cast<uint64_t>(s.code));
   w.String(s.message);
   w.Meta(s.metadata);
+}
+
+SliceChain EncodeStatus(const CallStatus& s) {
+  PayloadWriter w;
+  EncodeStatus(s, w);
   return w.Take();
 }
 
@@ -305,9 +314,11 @@ absl::StatusOr<CallStatus> DecodeStatus(const SliceChain& in, const PayloadLimit
   return s;
 }
 
+void EncodeWindowUpdate(uint32_t increment, PayloadWriter& w) { w.U32(increment); }
+
 SliceChain EncodeWindowUpdate(uint32_t increment) {
-  Writer w;
-  w.U32(increment);
+  PayloadWriter w;
+  EncodeWindowUpdate(increment, w);
   return w.Take();
 }
 
@@ -320,11 +331,15 @@ absl::StatusOr<uint32_t> DecodeWindowUpdate(const SliceChain& in) {
   return v;
 }
 
-SliceChain EncodeGoAway(const GoAway& g) {
-  Writer w;
+void EncodeGoAway(const GoAway& g, PayloadWriter& w) {
   w.U32(g.last_stream_id);
   w.Varint(static_cast<uint64_t>(g.code));
   w.String(g.message);
+}
+
+SliceChain EncodeGoAway(const GoAway& g) {
+  PayloadWriter w;
+  EncodeGoAway(g, w);
   return w.Take();
 }
 

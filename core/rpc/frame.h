@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "core/buffer/slice.h"
 
 namespace vrpc {
@@ -98,9 +100,36 @@ struct PayloadLimits {
   size_t max_string = 16 * 1024;          // method, status message
 };
 
-// Payload codecs. Encoders return the bytes; decoders reject malformed or
-// over-limit input with kInvalidArgument / kResourceExhausted and never
-// read past |in|.
+// Collects a control payload in an inline buffer (the heap only past
+// 256 bytes): the session copies it behind its frame header without an
+// allocation of its own.
+class PayloadWriter {
+ public:
+  void U16(uint16_t v);
+  void U32(uint32_t v);
+  void Varint(uint64_t v);
+  void String(const std::string& s);
+  void Meta(const Metadata& m);
+  absl::Span<const uint8_t> bytes() const { return absl::MakeConstSpan(out_); }
+  // The bytes as one owned Slice (empty chain when there are none).
+  SliceChain Take() const;
+
+ private:
+  void Append(const uint8_t* p, size_t n) { out_.insert(out_.end(), p, p + n); }
+
+  absl::InlinedVector<uint8_t, 256> out_;
+};
+
+// Payload codecs. Encoders append to a PayloadWriter, or return the bytes;
+// decoders reject malformed or over-limit input with kInvalidArgument /
+// kResourceExhausted and never read past |in|.
+void EncodeSettings(const Settings& s, PayloadWriter& w);
+void EncodeRequestHeaders(const RequestHeaders& h, PayloadWriter& w);
+void EncodeMetadata(const Metadata& m, PayloadWriter& w);
+void EncodeStatus(const CallStatus& s, PayloadWriter& w);
+void EncodeWindowUpdate(uint32_t increment, PayloadWriter& w);
+void EncodeGoAway(const GoAway& g, PayloadWriter& w);
+
 SliceChain EncodeSettings(const Settings& s);
 absl::StatusOr<Settings> DecodeSettings(const SliceChain& in, const Settings& defaults);
 

@@ -1,6 +1,7 @@
 #include "core/rpc/session.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -34,13 +35,15 @@ Session::Session(Role role, const SessionOptions& options, SessionOutput& out)
       options_(options),
       decoder_(FrameDecoder::Limits{options.local.max_message_size,
                                     static_cast<uint32_t>(kMaxControlFrame)}) {
-  Emit(FrameType::kSettings, 0, EncodeSettings(options_.local), out);
+  PayloadWriter w;
+  EncodeSettings(options_.local, w);
+  EmitControl(FrameType::kSettings, 0, w, out);
 }
 
-void Session::Emit(FrameType type, uint32_t stream, SliceChain&& payload, SessionOutput& out,
-                   uint8_t flags) {
+uint8_t* Session::EmitHeader(FrameType type, uint32_t stream, size_t length, size_t inline_bytes,
+                             SessionOutput& out, uint8_t flags) {
   FrameHeader h;
-  h.length = static_cast<uint32_t>(payload.size());
+  h.length = static_cast<uint32_t>(length);
   h.type = static_cast<uint8_t>(type);
   h.flags = flags;
   h.stream_id = stream;
@@ -50,21 +53,42 @@ void Session::Emit(FrameType type, uint32_t stream, SliceChain&& payload, Sessio
   // (a unary call's HEADERS, MESSAGE and HALF_CLOSE) lie back to back in one
   // piece of memory: one Slice for the transport, one descriptor and one
   // bounce for the driver, instead of one per header and payload.
-  const size_t inline_payload = payload.size() <= kInlinePayload ? payload.size() : 0;
-  const size_t need = kFrameHeaderSize + inline_payload;
+  const size_t need = kFrameHeaderSize + inline_bytes;
   if (header_raw_ == nullptr || kHeaderBlockSize - header_used_ < need) {
     header_block_ = Slice::Allocate(kHeaderBlockSize, &header_raw_);
     header_used_ = 0;
   }
-  EncodeFrameHeader(h, header_raw_ + header_used_);
-  if (inline_payload > 0) {
-    payload.CopyTo(absl::MakeSpan(header_raw_ + header_used_ + kFrameHeaderSize, inline_payload));
-    payload.Clear();
-  }
+  uint8_t* at = header_raw_ + header_used_;
+  EncodeFrameHeader(h, at);
   out.bytes.Append(header_block_.Sub(header_used_, need));
   header_used_ += need;
-  out.bytes.Append(std::move(payload));
   ++stats_.frames_out;
+  return at + kFrameHeaderSize;
+}
+
+void Session::Emit(FrameType type, uint32_t stream, SliceChain&& payload, SessionOutput& out,
+                   uint8_t flags) {
+  const size_t size = payload.size();
+  if (size <= kInlinePayload) {
+    uint8_t* to = EmitHeader(type, stream, size, size, out, flags);
+    payload.CopyTo(absl::MakeSpan(to, size));
+    payload.Clear();  // the copy is what goes out
+    return;
+  }
+  EmitHeader(type, stream, size, 0, out, flags);
+  out.bytes.Append(std::move(payload));
+}
+
+void Session::EmitControl(FrameType type, uint32_t stream, const PayloadWriter& payload,
+                          SessionOutput& out, uint8_t flags) {
+  const absl::Span<const uint8_t> bytes = payload.bytes();
+  if (bytes.size() <= kInlinePayload) {
+    uint8_t* to = EmitHeader(type, stream, bytes.size(), bytes.size(), out, flags);
+    if (!bytes.empty()) std::memcpy(to, bytes.data(), bytes.size());
+    return;
+  }
+  EmitHeader(type, stream, bytes.size(), 0, out, flags);
+  out.bytes.Append(payload.Take());
 }
 
 Session::Stream* Session::Find(uint32_t stream) {
@@ -327,7 +351,9 @@ absl::StatusOr<uint32_t> Session::StartCall(const RequestHeaders& headers, Sessi
   s.send_window = peer_.initial_window;
   s.recv_window = options_.local.initial_window;
   stats_.open_streams = streams_.size();
-  Emit(FrameType::kHeaders, id, EncodeRequestHeaders(headers), out);
+  PayloadWriter w;
+  EncodeRequestHeaders(headers, w);
+  EmitControl(FrameType::kHeaders, id, w, out);
   return id;
 }
 
@@ -347,7 +373,9 @@ absl::Status Session::SendInitialMetadata(uint32_t stream, const Metadata& metad
   if (role_ != Role::kServer || s == nullptr) return absl::FailedPreconditionError("no such call");
   if (s->headers_sent) return absl::FailedPreconditionError("initial metadata already sent");
   s->headers_sent = true;
-  Emit(FrameType::kHeaders, stream, EncodeMetadata(metadata), out);
+  PayloadWriter w;
+  EncodeMetadata(metadata, w);
+  EmitControl(FrameType::kHeaders, stream, w, out);
   return absl::OkStatus();
 }
 
@@ -357,7 +385,9 @@ absl::Status Session::Finish(uint32_t stream, const CallStatus& status, SessionO
   }
   streams_.erase(stream);
   stats_.open_streams = streams_.size();
-  Emit(FrameType::kTrailers, stream, EncodeStatus(status), out);
+  PayloadWriter w;
+  EncodeStatus(status, w);
+  EmitControl(FrameType::kTrailers, stream, w, out);
   return absl::OkStatus();
 }
 
@@ -414,7 +444,9 @@ void Session::ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out) 
       std::min<uint64_t>(s->consumed, static_cast<uint64_t>(kMaxWindow) - 1));
   s->consumed -= inc;
   s->recv_window += inc;
-  Emit(FrameType::kWindowUpdate, stream, EncodeWindowUpdate(inc), out);
+  PayloadWriter w;
+  EncodeWindowUpdate(inc, w);
+  EmitControl(FrameType::kWindowUpdate, stream, w, out);
 }
 
 void Session::Cancel(uint32_t stream, const CallStatus& status, SessionOutput& out) {

@@ -180,8 +180,17 @@ class Session {
     bool blocked = false;        // wants kWritable (WantSend)
   };
 
+  // Queues a frame header for a payload of |length| bytes, with room for
+  // |inline_bytes| of it right behind, and returns where those go.
+  uint8_t* EmitHeader(FrameType type, uint32_t stream, size_t length, size_t inline_bytes,
+                      SessionOutput& out, uint8_t flags);
+  // A frame with |payload| (messages, pings: views kept unless small).
   void Emit(FrameType type, uint32_t stream, SliceChain&& payload, SessionOutput& out,
             uint8_t flags = 0);
+  // A control frame from an encoder's writer: copied in, no allocation
+  // unless it is large.
+  void EmitControl(FrameType type, uint32_t stream, const PayloadWriter& payload,
+                   SessionOutput& out, uint8_t flags = 0);
   absl::Status ConnectionError(absl::Status why, SessionOutput& out);
   absl::Status HandleFrame(Frame& frame, SessionOutput& out);
   absl::Status HandleSettings(const Frame& f, SessionOutput& out);
