@@ -35,9 +35,8 @@ Session::Session(Role role, const SessionOptions& options, SessionOutput& out)
       options_(options),
       decoder_(FrameDecoder::Limits{options.local.max_message_size,
                                     static_cast<uint32_t>(kMaxControlFrame)}) {
-  PayloadWriter w;
-  EncodeSettings(options_.local, w);
-  EmitControl(FrameType::kSettings, 0, w, out);
+  EmitControl(FrameType::kSettings, 0, [&](PayloadWriter& w) { EncodeSettings(options_.local, w); },
+              out);
 }
 
 uint8_t* Session::EmitHeader(FrameType type, uint32_t stream, size_t length, size_t inline_bytes,
@@ -79,15 +78,17 @@ void Session::Emit(FrameType type, uint32_t stream, SliceChain&& payload, Sessio
   out.bytes.Append(std::move(payload));
 }
 
-void Session::EmitControl(FrameType type, uint32_t stream, const PayloadWriter& payload,
-                          SessionOutput& out, uint8_t flags) {
+void Session::EmitControl(FrameType type, uint32_t stream,
+                          absl::FunctionRef<void(PayloadWriter&)> encode, SessionOutput& out) {
+  PayloadWriter payload;
+  encode(payload);
   const absl::Span<const uint8_t> bytes = payload.bytes();
   if (bytes.size() <= kInlinePayload) {
-    uint8_t* to = EmitHeader(type, stream, bytes.size(), bytes.size(), out, flags);
+    uint8_t* to = EmitHeader(type, stream, bytes.size(), bytes.size(), out, /*flags=*/0);
     if (!bytes.empty()) std::memcpy(to, bytes.data(), bytes.size());
     return;
   }
-  EmitHeader(type, stream, bytes.size(), 0, out, flags);
+  EmitHeader(type, stream, bytes.size(), 0, out, /*flags=*/0);
   out.bytes.Append(payload.Take());
 }
 
@@ -100,8 +101,9 @@ absl::Status Session::ConnectionError(absl::Status why, SessionOutput& out) {
   if (!error_.ok()) return error_;
   if (!goaway_sent_) {
     goaway_sent_ = true;
-    Emit(FrameType::kGoAway, 0,
-         EncodeGoAway(GoAway{last_peer_stream_, why.code(), std::string(why.message())}), out);
+    EmitControl(FrameType::kGoAway, 0, [&](PayloadWriter& w) {
+      EncodeGoAway(GoAway{last_peer_stream_, why.code(), std::string(why.message())}, w);
+    }, out);
   }
   Abort(why, out);
   return why;
@@ -260,7 +262,8 @@ absl::Status Session::HandleHeaders(Frame& f, SessionOutput& out) {
   }
   last_peer_stream_ = id;
   auto refuse = [&](absl::StatusCode code, std::string why) {
-    Emit(FrameType::kCancel, id, EncodeStatus(CallStatus{code, std::move(why), {}}), out);
+    const CallStatus status{code, std::move(why), {}};
+    EmitControl(FrameType::kCancel, id, [&](PayloadWriter& w) { EncodeStatus(status, w); }, out);
     return absl::OkStatus();
   };
   if (goaway_sent_) return refuse(absl::StatusCode::kUnavailable, "server is shutting down");
@@ -298,7 +301,7 @@ absl::Status Session::HandleMessage(Frame& f, SessionOutput& out) {
                                          " bytes over the limit of ",
                                          options_.local.max_message_size),
                             {}};
-    Emit(FrameType::kCancel, id, EncodeStatus(status), out);
+    EmitControl(FrameType::kCancel, id, [&](PayloadWriter& w) { EncodeStatus(status, w); }, out);
     EndStream(id, role_ == Role::kClient ? SessionEventType::kFinished : SessionEventType::kCancelled,
               status, out);
     return absl::OkStatus();
@@ -351,9 +354,8 @@ absl::StatusOr<uint32_t> Session::StartCall(const RequestHeaders& headers, Sessi
   s.send_window = peer_.initial_window;
   s.recv_window = options_.local.initial_window;
   stats_.open_streams = streams_.size();
-  PayloadWriter w;
-  EncodeRequestHeaders(headers, w);
-  EmitControl(FrameType::kHeaders, id, w, out);
+  EmitControl(FrameType::kHeaders, id, [&](PayloadWriter& w) { EncodeRequestHeaders(headers, w); },
+              out);
   return id;
 }
 
@@ -373,9 +375,8 @@ absl::Status Session::SendInitialMetadata(uint32_t stream, const Metadata& metad
   if (role_ != Role::kServer || s == nullptr) return absl::FailedPreconditionError("no such call");
   if (s->headers_sent) return absl::FailedPreconditionError("initial metadata already sent");
   s->headers_sent = true;
-  PayloadWriter w;
-  EncodeMetadata(metadata, w);
-  EmitControl(FrameType::kHeaders, stream, w, out);
+  EmitControl(FrameType::kHeaders, stream, [&](PayloadWriter& w) { EncodeMetadata(metadata, w); },
+              out);
   return absl::OkStatus();
 }
 
@@ -385,9 +386,8 @@ absl::Status Session::Finish(uint32_t stream, const CallStatus& status, SessionO
   }
   streams_.erase(stream);
   stats_.open_streams = streams_.size();
-  PayloadWriter w;
-  EncodeStatus(status, w);
-  EmitControl(FrameType::kTrailers, stream, w, out);
+  EmitControl(FrameType::kTrailers, stream, [&](PayloadWriter& w) { EncodeStatus(status, w); },
+              out);
   return absl::OkStatus();
 }
 
@@ -444,29 +444,31 @@ void Session::ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out) 
       std::min<uint64_t>(s->consumed, static_cast<uint64_t>(kMaxWindow) - 1));
   s->consumed -= inc;
   s->recv_window += inc;
-  PayloadWriter w;
-  EncodeWindowUpdate(inc, w);
-  EmitControl(FrameType::kWindowUpdate, stream, w, out);
+  EmitControl(FrameType::kWindowUpdate, stream,
+              [&](PayloadWriter& w) { EncodeWindowUpdate(inc, w); }, out);
 }
 
 void Session::Cancel(uint32_t stream, const CallStatus& status, SessionOutput& out) {
   if (streams_.erase(stream) == 0) return;
   stats_.open_streams = streams_.size();
-  if (error_.ok()) Emit(FrameType::kCancel, stream, EncodeStatus(status), out);
+  if (!error_.ok()) return;
+  EmitControl(FrameType::kCancel, stream, [&](PayloadWriter& w) { EncodeStatus(status, w); }, out);
 }
 
 void Session::Ping(uint64_t payload, SessionOutput& out) {
   if (!error_.ok()) return;
-  uint8_t raw[8];
-  for (int i = 0; i < 8; ++i) raw[i] = static_cast<uint8_t>(payload >> (8 * i));
-  Emit(FrameType::kPing, 0, SliceChain(Slice::Copy(absl::MakeConstSpan(raw))), out);
+  EmitControl(FrameType::kPing, 0, [&](PayloadWriter& w) {  // le64
+    w.U32(static_cast<uint32_t>(payload));
+    w.U32(static_cast<uint32_t>(payload >> 32));
+  }, out);
 }
 
 void Session::SendGoAway(absl::StatusCode code, const std::string& message, SessionOutput& out) {
   if (goaway_sent_ || !error_.ok()) return;
   goaway_sent_ = true;
-  Emit(FrameType::kGoAway, 0,
-       EncodeGoAway(GoAway{role_ == Role::kServer ? last_peer_stream_ : 0, code, message}), out);
+  EmitControl(FrameType::kGoAway, 0, [&](PayloadWriter& w) {
+    EncodeGoAway(GoAway{role_ == Role::kServer ? last_peer_stream_ : 0, code, message}, w);
+  }, out);
 }
 
 }  // namespace rpc

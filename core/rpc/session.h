@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/buffer/slice.h"
@@ -187,10 +188,10 @@ class Session {
   // A frame with |payload| (messages, pings: views kept unless small).
   void Emit(FrameType type, uint32_t stream, SliceChain&& payload, SessionOutput& out,
             uint8_t flags = 0);
-  // A control frame from an encoder's writer: copied in, no allocation
-  // unless it is large.
-  void EmitControl(FrameType type, uint32_t stream, const PayloadWriter& payload,
-                   SessionOutput& out, uint8_t flags = 0);
+  // A control frame whose payload |encode| writes: copied in behind its
+  // header, no allocation unless it is large.
+  void EmitControl(FrameType type, uint32_t stream,
+                   absl::FunctionRef<void(PayloadWriter&)> encode, SessionOutput& out);
   absl::Status ConnectionError(absl::Status why, SessionOutput& out);
   absl::Status HandleFrame(Frame& frame, SessionOutput& out);
   absl::Status HandleSettings(const Frame& f, SessionOutput& out);
