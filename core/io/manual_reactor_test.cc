@@ -118,6 +118,29 @@ TEST(ManualReactorTest, PollersRunOncePerRoundUntilRemoved) {
   EXPECT_EQ(other, 3);
 }
 
+TEST(ManualReactorTest, ScopedPollerRegistersOnceAndStopsWhenDestroyed) {
+  ManualReactor reactor;
+  int polls = 0;
+  {
+    ScopedPoller poller;
+    EXPECT_FALSE(poller.active());
+    poller.Start(reactor, [&] { ++polls; });
+    poller.Start(reactor, [&] { polls += 100; });  // already registered: ignored
+    EXPECT_TRUE(poller.active());
+    EXPECT_EQ(reactor.RunUntilIdle(2), 2u);
+    EXPECT_EQ(polls, 2);
+  }
+  EXPECT_EQ(reactor.RunUntilIdle(2), 0u);  // gone with its owner
+  ScopedPoller self_stopping;
+  self_stopping.Start(reactor, [&] {
+    ++polls;
+    self_stopping.Stop();  // from within the poller
+  });
+  EXPECT_EQ(reactor.RunUntilIdle(5), 1u);
+  EXPECT_FALSE(self_stopping.active());
+  EXPECT_EQ(polls, 3);
+}
+
 TEST(ManualReactorTest, PostFromAnotherThreadRunsOnRunUntilIdle) {
   ManualReactor r;
   int ran = 0;

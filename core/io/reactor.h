@@ -13,6 +13,7 @@
 #define VRPC_CORE_IO_REACTOR_H_
 
 #include <cstdint>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -78,6 +79,33 @@ class Reactor {
   // Implementations that cannot tell return false (posting is always
   // correct).
   virtual bool InLoop() const { return false; }
+};
+
+// Owns at most one poller registration on a reactor: Start registers |fn|
+// unless one already is, Stop (or destruction) removes it. Loop thread
+// only, like AddPoller; Stop may be called from within the poller.
+class ScopedPoller {
+ public:
+  ScopedPoller() = default;
+  ~ScopedPoller() { Stop(); }
+  ScopedPoller(const ScopedPoller&) = delete;
+  ScopedPoller& operator=(const ScopedPoller&) = delete;
+
+  void Start(Reactor& reactor, absl::AnyInvocable<void()> fn) {
+    if (id_ != 0) return;
+    reactor_ = &reactor;
+    id_ = reactor.AddPoller(std::move(fn));
+  }
+  void Stop() {
+    if (id_ == 0) return;
+    reactor_->RemovePoller(id_);
+    id_ = 0;
+  }
+  bool active() const { return id_ != 0; }
+
+ private:
+  Reactor* reactor_ = nullptr;
+  PollerId id_ = 0;
 };
 
 }  // namespace io

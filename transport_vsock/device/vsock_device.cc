@@ -109,7 +109,7 @@ VsockDevice::~VsockDevice() {
   for (uint32_t i = 0; i < 3; ++i) {
     if (rings_[i].kick_watch != 0) reactor_.Unwatch(rings_[i].kick_watch);
   }
-  StopPoller();
+  poller_.Stop();
   host_.reset();
 }
 
@@ -261,20 +261,14 @@ void VsockDevice::StartPolling() {
       }
     }
   }
-  if (poller_ == 0) poller_ = reactor_.AddPoller([this] { PollOnce(); });
-}
-
-void VsockDevice::StopPoller() {
-  if (poller_ == 0) return;
-  reactor_.RemovePoller(poller_);
-  poller_ = 0;
+  poller_.Start(reactor_, [this] { PollOnce(); });
 }
 
 void VsockDevice::PollOnce() {
-  if (!polling_) return StopPoller();  // stopped elsewhere (reset)
+  if (!polling_) return poller_.Stop();  // stopped elsewhere (reset)
   if (!Usable(kTx) && !Usable(kRx)) {
     polling_ = false;  // rings stopped or broken: kicks (if any) restart us
-    return StopPoller();
+    return poller_.Stop();
   }
   ++stats_.polls;
   const uint64_t before = stats_.tx_packets + stats_.rx_packets;
@@ -290,7 +284,7 @@ void VsockDevice::PollOnce() {
 
 void VsockDevice::StopPollingAndArm() {
   polling_ = false;
-  StopPoller();
+  poller_.Stop();
   bool more = false;
   for (uint32_t index : {kTx, kRx}) {
     if (!Usable(index)) continue;
@@ -388,7 +382,7 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
 }
 
 std::string VsockDevice::DebugString() const {
-  std::string out = absl::StrCat("polling=", polling_, " poller=", poller_ != 0,
+  std::string out = absl::StrCat("polling=", polling_, " poller=", poller_.active(),
                                  " tx_paused=", tx_paused_, " pending_rx=", pending_rx_.size());
   static const char* const kNames[] = {"rx", "tx", "event"};
   for (uint32_t i = 0; i < 3; ++i) {

@@ -141,7 +141,6 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   void Notify(uint32_t index);
   // Polling (kPoll / kAdaptive): a reactor poller while polling_.
   void StartPolling();
-  void StopPoller();
   void PollOnce();
   void StopPollingAndArm();
   // Runs |fn| on a later reactor turn if the device still exists.
@@ -159,7 +158,7 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   bool tx_paused_ = false;
   bool tx_continuation_posted_ = false;
   bool polling_ = false;
-  io::PollerId poller_ = 0;  // registered while polling_
+  io::ScopedPoller poller_;  // registered while polling_
   uint32_t idle_polls_ = 0;
   bool session_ran_ = false;          // this frontend session started tx
   bool earlier_session_ran_ = false;  // one that did has ended: announce resets

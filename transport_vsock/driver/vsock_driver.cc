@@ -62,7 +62,7 @@ VsockDriver::~VsockDriver() {
   if (node_ != nullptr) node_->SetEndpointHooks(nullptr);
   if (reconnect_timer_ != 0) reactor_.CancelTimer(reconnect_timer_);
   for (io::WatchId w : watches_) reactor_.Unwatch(w);
-  StopPoller();
+  poller_.Stop();
   SetPoolSlot(nullptr);
   session_.reset();
 }
@@ -175,7 +175,7 @@ void VsockDriver::TearDown() {
   for (io::WatchId w : watches_) reactor_.Unwatch(w);
   watches_.clear();
   polling_ = false;
-  StopPoller();
+  poller_.Stop();
   CollectStats();
   SetPoolSlot(nullptr);
   session_.reset();  // Slices the application holds stay valid
@@ -349,17 +349,11 @@ void VsockDriver::StartPolling() {
       if (absl::Status s = session_->DisableInterrupts(q); !s.ok()) return Fail(s);
     }
   }
-  if (poller_ == 0) poller_ = reactor_.AddPoller([this] { PollOnce(); });
-}
-
-void VsockDriver::StopPoller() {
-  if (poller_ == 0) return;
-  reactor_.RemovePoller(poller_);
-  poller_ = 0;
+  poller_.Start(reactor_, [this] { PollOnce(); });
 }
 
 void VsockDriver::PollOnce() {
-  if (!polling_ || session_ == nullptr || !failure_.ok()) return StopPoller();
+  if (!polling_ || session_ == nullptr || !failure_.ok()) return poller_.Stop();
   ++stats_.polls;
   const internal::SessionStats before = session_->stats();
   for (uint32_t q = 0; q < kNumQueues && session_ != nullptr; ++q) (void)ServiceQueue(q);
@@ -372,7 +366,7 @@ void VsockDriver::PollOnce() {
   if (options_.notify_mode == DriverNotifyMode::kAdaptive &&
       idle_polls_ >= options_.adaptive_spin) {
     polling_ = false;
-    StopPoller();
+    poller_.Stop();
     bool more = false;
     for (uint32_t q = 0; q < kNumQueues; ++q) {
       absl::StatusOr<bool> m = session_->EnableInterrupts(q);

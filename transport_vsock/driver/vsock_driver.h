@@ -168,7 +168,6 @@ class VsockDriver final : private PacketSink, private EndpointHooks {
   Progress ServiceTx();
   Progress ServiceEvents();
   void StartPolling();
-  void StopPoller();
   void PollOnce();
   void OnTransportReset();
 
@@ -202,7 +201,7 @@ class VsockDriver final : private PacketSink, private EndpointHooks {
   absl::Status failure_;  // why the current session must end
   bool polling_ = false;
   bool rx_paused_ = false;
-  io::PollerId poller_ = 0;  // registered while polling_
+  io::ScopedPoller poller_;  // registered while polling_
   bool continue_posted_[3] = {false, false, false};
   uint32_t idle_polls_ = 0;
   io::TimerId reconnect_timer_ = 0;
