@@ -17,5 +17,11 @@ bool PinThisThread(int cpu) {
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
+bool PinLoopThread(io::EventLoopThread& loop, int cpu) {
+  bool pinned = false;
+  loop.RunSync([&] { pinned = PinThisThread(cpu); });
+  return pinned;
+}
+
 }  // namespace bench
 }  // namespace vrpc

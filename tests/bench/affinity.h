@@ -7,12 +7,18 @@
 #ifndef VRPC_TESTS_BENCH_AFFINITY_H_
 #define VRPC_TESTS_BENCH_AFFINITY_H_
 
+#include "core/io/event_loop_thread.h"
+
 namespace vrpc {
 namespace bench {
 
 // Pins the calling thread to |cpu| (modulo the CPUs present). False if the
 // kernel refused.
 bool PinThisThread(int cpu);
+
+// Pins |loop|'s thread to |cpu|, from that thread. False if the kernel
+// refused.
+bool PinLoopThread(io::EventLoopThread& loop, int cpu);
 
 }  // namespace bench
 }  // namespace vrpc

@@ -129,10 +129,8 @@ absl::StatusOr<std::unique_ptr<VrpcClient>> VrpcClient::Connect(const std::strin
       io::EventLoopThread::Start("bench-client");
   if (!loop.ok()) return loop.status();
   c->loop_ = *std::move(loop);
-  if (loop_cpu >= 0) {
-    bool pinned = false;
-    c->loop_->RunSync([&] { pinned = PinThisThread(loop_cpu); });
-    if (!pinned) return absl::InternalError("could not pin the client loop");
+  if (loop_cpu >= 0 && !PinLoopThread(*c->loop_, loop_cpu)) {
+    return absl::InternalError("could not pin the client loop");
   }
   c->gate_ = std::make_shared<PauseGate>();
   absl::Status dialed;

@@ -49,13 +49,9 @@ int Serve() {
     std::printf("error %s\n", loop.status().ToString().c_str());
     return 1;
   }
-  if (const int cpu = absl::GetFlag(FLAGS_loop_cpu); cpu >= 0) {
-    bool pinned = false;
-    (*loop)->RunSync([&] { pinned = PinThisThread(cpu); });
-    if (!pinned) {
-      std::printf("error could not pin the loop to CPU %d\n", cpu);
-      return 1;
-    }
+  if (const int cpu = absl::GetFlag(FLAGS_loop_cpu); cpu >= 0 && !PinLoopThread(**loop, cpu)) {
+    std::printf("error could not pin the loop to CPU %d\n", cpu);
+    return 1;
   }
   BenchServiceImpl service(absl::GetFlag(FLAGS_inline_unary));
   rpc::ServerOptions server_options;
