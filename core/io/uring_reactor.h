@@ -92,9 +92,9 @@ class UringReactor final : public Reactor {
   std::multimap<absl::Time, TimerId> timer_order_;
   absl::flat_hash_map<TimerId, std::pair<absl::Time, absl::AnyInvocable<void()>>> timers_;
   std::atomic<bool> stop_{false};
+  absl::Time turn_start_;  // loop thread: Now() for callbacks
   // std::mutex, not absl::Mutex: Debian's Abseil is not built with TSan
   // annotations, so --config=tsan could not see an absl::Mutex.
-  absl::Time turn_start_;  // loop thread: Now() for callbacks
   std::mutex post_mu_;
   std::vector<absl::AnyInvocable<void()>> posted_;  // guarded by post_mu_
   bool waiting_ = false;  // guarded by post_mu_: the loop may block; Post must wake it
