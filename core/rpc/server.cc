@@ -150,6 +150,17 @@ void Server::CallStarted(const std::shared_ptr<ServerConnection>& conn, SessionE
                                                  std::move(e.headers.metadata), conn->peer());
   auto call = std::make_shared<ServerCall>(conn, e.stream, std::move(context));
   conn->Register(e.stream, call, e.headers.timeout);
+  if (method->reactor) {
+    // Every event of the call goes to its reactor, on this thread.
+    std::unique_ptr<ServerCallReactor> reactor = method->reactor(*call);
+    if (reactor == nullptr) {
+      call->Finish(absl::InternalError("the method's reactor factory made no reactor"));
+      CallDone(false);
+      return;
+    }
+    call->ServeWith(std::move(reactor), [this](bool cancelled) { CallDone(cancelled); });
+    return;
+  }
   if (method->run_inline) {
     // On this reactor thread, once the request is complete.
     call->RunInlineWhenComplete([this, handler = &method->handler](ServerCall& c, bool run) {

@@ -25,20 +25,38 @@ bool ServerCall::Read(SliceChain* message) {
     size = message->size();
   }
   // Reading opens the client's window for this call.
-  const uint32_t stream = stream_;
-  auto consume = [stream, size](ServerConnection& c) {
-    if (c.rpc() == nullptr) return;
-    c.rpc()->session().ConsumeMessage(stream, size, c.rpc()->out());
-    c.rpc()->Flush();
-  };
-  if (auto conn = connection_.lock()) {
-    if (running_inline_) {
-      consume(*conn);
-    } else {
-      conn->Post(consume);
-    }
+  if (running_inline_) {
+    ConsumeOnLoop(size);
+  } else if (auto conn = connection_.lock()) {
+    conn->Post([self = shared_from_this(), size](ServerConnection&) { self->ConsumeOnLoop(size); });
   }
   return true;
+}
+
+void ServerCall::ConsumeOnLoop(size_t bytes) {
+  std::shared_ptr<ServerConnection> conn = connection_.lock();
+  if (conn == nullptr || conn->rpc() == nullptr) return;
+  conn->rpc()->session().ConsumeMessage(stream_, bytes, conn->rpc()->out());
+  conn->rpc()->Flush();
+}
+
+void ServerCall::StartWrite(SliceChain message) {
+  starting_write_ = true;
+  absl::Status status = Write(std::move(message));
+  starting_write_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status.ok() && write_pending_) return;  // TryWriteOnLoop reports it
+  }
+  std::shared_ptr<ServerConnection> conn = connection_.lock();
+  if (conn == nullptr) return;
+  conn->reactor().Post([self = shared_from_this(), status = std::move(status)] {
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (self->ended_) return;  // finished or cancelled meanwhile: nothing follows
+    }
+    self->reactor_->OnWriteDone(*self, status);
+  });
 }
 
 absl::Status ServerCall::Write(SliceChain message) {
@@ -110,9 +128,12 @@ void ServerCall::TryWriteOnLoop() {
   write_pending_ = false;
   std::optional<absl::Status> finish = std::move(finish_after_write_);
   finish_after_write_.reset();
+  const absl::Status result = write_result_;
   lock.unlock();
   cv_.notify_all();
   if (finish.has_value()) return Finish(*finish);  // flushes
+  // A reactor's queued write went out (its own StartWrite reports the rest).
+  if (reactor_ != nullptr && !starting_write_) reactor_->OnWriteDone(*this, result);
   if (conn != nullptr && conn->rpc() != nullptr) conn->rpc()->Flush();
 }
 
@@ -120,7 +141,30 @@ void ServerCall::RunInlineWhenComplete(std::function<void(ServerCall&, bool)> ru
   inline_run_ = std::move(run);
 }
 
+void ServerCall::ServeWith(std::unique_ptr<ServerCallReactor> reactor,
+                           absl::AnyInvocable<void(bool cancelled)> ended) {
+  reactor_ = std::move(reactor);
+  ended_hook_ = std::move(ended);
+  running_inline_ = true;  // Write, Read and metadata take the reactor-thread paths
+}
+
+void ServerCall::Ended(bool cancelled) {
+  if (!ended_hook_) return;
+  absl::AnyInvocable<void(bool)> hook = std::move(ended_hook_);
+  ended_hook_ = nullptr;
+  hook(cancelled);
+}
+
 void ServerCall::Deliver(SliceChain message) {
+  if (reactor_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ended_ || inbox_closed_) return;
+    }
+    const size_t size = message.size();
+    reactor_->OnMessage(*this, std::move(message));
+    return ConsumeOnLoop(size);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (inbox_closed_) return;
@@ -139,11 +183,17 @@ void ServerCall::CloseReads() {
 }
 
 void ServerCall::HalfClosed() {
+  bool ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox_closed_ = true;
+    ended = ended_;
   }
   cv_.notify_all();
+  if (reactor_ != nullptr) {
+    if (!ended) reactor_->OnReadsDone(*this);
+    return;
+  }
   if (inline_run_) {
     std::function<void(ServerCall&, bool)> run = std::move(inline_run_);
     inline_run_ = nullptr;
@@ -156,8 +206,10 @@ void ServerCall::HalfClosed() {
 
 void ServerCall::Cancelled(const absl::Status& why) {
   context_->MarkCancelled();
+  bool was_ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    was_ended = ended_;
     ended_ = true;
     inbox_closed_ = true;
     inbox_.clear();
@@ -169,6 +221,10 @@ void ServerCall::Cancelled(const absl::Status& why) {
     finish_after_write_.reset();
   }
   cv_.notify_all();
+  if (reactor_ != nullptr && !was_ended) {
+    reactor_->OnCancel(*this);
+    Ended(/*cancelled=*/true);
+  }
   if (inline_run_) {  // cancelled before its request was complete
     std::function<void(ServerCall&, bool)> run = std::move(inline_run_);
     inline_run_ = nullptr;
@@ -189,6 +245,7 @@ void ServerCall::Finish(const absl::Status& status) {
     ended_ = true;
     inbox_.clear();
   }
+  Ended(/*cancelled=*/false);
   std::shared_ptr<ServerConnection> conn = connection_.lock();
   if (conn == nullptr || conn->rpc() == nullptr) return;
   if (!conn->rpc()->session().IsOpen(stream_)) return;

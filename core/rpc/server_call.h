@@ -10,6 +10,10 @@
 // what arrived, and a Write() the client's window cannot take yet is queued
 // (one at most), with the trailers held back until it has gone out.
 //
+// A reactor call (Service::ServeOnReactor, any kind) has no handler
+// thread at all: a ServerCallReactor is told of each event on the reactor
+// thread, and answers with StartWrite and Finish from there.
+//
 // Thread-safety: Read, Write and SendInitialMetadata from the handler's
 // thread; cancellation may arrive from the reactor at any moment, after
 // which Read returns false and Write fails.
@@ -23,6 +27,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "core/buffer/message_queue.h"
 #include "core/buffer/slice.h"
@@ -33,6 +38,29 @@ namespace vrpc {
 namespace rpc {
 
 class ServerConnection;
+class ServerCall;
+
+// The callbacks of a call served on the reactor thread
+// (Service::ServeOnReactor). Each runs on the server's reactor thread and
+// must not block; it answers through |call| (StartWrite, Finish,
+// SendInitialMetadata). The call owns its reactor and destroys it some time
+// after the call ended.
+class ServerCallReactor {
+ public:
+  virtual ~ServerCallReactor() = default;
+  // A request message: a view of the receive buffers, valid during the
+  // callback only. When it returns, the message's bytes count as consumed
+  // and reopen the client's window.
+  virtual void OnMessage(ServerCall& call, SliceChain message) = 0;
+  // The client half-closed: no message follows. The reactor still has to
+  // Finish the call (now or later).
+  virtual void OnReadsDone(ServerCall& call) = 0;
+  // The write begun by StartWrite went out (ok), or could not.
+  virtual void OnWriteDone(ServerCall& call, const absl::Status& status) {}
+  // The call was cancelled before it finished: client CANCEL, deadline,
+  // connection lost or server shutdown. No callback follows.
+  virtual void OnCancel(ServerCall& call) {}
+};
 
 class ServerCall : public std::enable_shared_from_this<ServerCall> {
  public:
@@ -54,6 +82,12 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   // Sends one response message, waiting while the client's window is
   // closed. Fails once the call was cancelled or ended.
   absl::Status Write(SliceChain message);
+  // Reactor calls only, on the reactor thread: sends |message| now, or
+  // queues it until the client's window opens. OnWriteDone follows either
+  // way, never from inside StartWrite. One write at a time: a second
+  // before the first's OnWriteDone fails that OnWriteDone with
+  // FAILED_PRECONDITION.
+  void StartWrite(SliceChain message);
   // Sends the context's initial metadata now (otherwise it goes with the
   // first Write or the trailers).
   void SendInitialMetadata();
@@ -66,17 +100,25 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   // true when the request is complete (the client half-closed; run the
   // handler now), or with false if the call is cancelled before that.
   void RunInlineWhenComplete(std::function<void(ServerCall&, bool run)> run);
+  // Makes this a reactor call: events go to |reactor| from now on, and
+  // |ended| is called once when the call ends (true: cancelled).
+  void ServeWith(std::unique_ptr<ServerCallReactor> reactor,
+                 absl::AnyInvocable<void(bool cancelled)> ended);
   void Deliver(SliceChain message);
   void HalfClosed();
   void Cancelled(const absl::Status& why);
   void WindowOpened();
-  // Sends the trailers (once; no-op after cancellation). Reactor thread.
+  // Sends the trailers (once; no-op after cancellation), after a write
+  // still waiting for the window. Reactor thread; reactors call it too.
   void Finish(const absl::Status& status);
   uint32_t stream() const { return stream_; }
 
  private:
   void SendInitialMetadataOnLoop();
   void TryWriteOnLoop();
+  // Reactor calls: returns window for |bytes| consumed; reports the end.
+  void ConsumeOnLoop(size_t bytes);
+  void Ended(bool cancelled);
 
   const std::weak_ptr<ServerConnection> connection_;
   const uint32_t stream_;
@@ -98,6 +140,11 @@ class ServerCall : public std::enable_shared_from_this<ServerCall> {
   std::function<void(ServerCall&, bool)> inline_run_;
   bool running_inline_ = false;
   std::optional<absl::Status> finish_after_write_;
+  // Reactor calls (reactor thread): the reactor, whether StartWrite is on
+  // the stack (its own write reports through a post), and the end hook.
+  std::unique_ptr<ServerCallReactor> reactor_;
+  bool starting_write_ = false;
+  absl::AnyInvocable<void(bool)> ended_hook_;
 };
 
 }  // namespace rpc

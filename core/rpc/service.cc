@@ -1,25 +1,45 @@
 #include "core/rpc/service.h"
 
+#include <utility>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace vrpc {
 namespace rpc {
 
-absl::Status Service::RunInline(absl::string_view name) {
+Service::Method* Service::Find(absl::string_view name) {
   for (const std::unique_ptr<Method>& m : methods_) {
     const absl::string_view full = m->name;
-    const bool match = full == name || (!absl::StartsWith(name, "/") &&
-                                        absl::EndsWith(full, absl::StrCat("/", name)));
-    if (!match) continue;
-    if (m->kind != MethodKind::kUnary) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("method ", full, " streams: only unary handlers can run inline"));
+    if (full == name || (!absl::StartsWith(name, "/") &&
+                         absl::EndsWith(full, absl::StrCat("/", name)))) {
+      return m.get();
     }
-    m->run_inline = true;
-    return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("no method ", name, " in this service"));
+  return nullptr;
+}
+
+absl::Status Service::RunInline(absl::string_view name) {
+  Method* m = Find(name);
+  if (m == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no method ", name, " in this service"));
+  }
+  if (m->kind != MethodKind::kUnary) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("method ", m->name, " streams: only unary handlers can run inline"));
+  }
+  m->run_inline = true;
+  return absl::OkStatus();
+}
+
+absl::Status Service::ServeOnReactor(absl::string_view name, ReactorFactory factory) {
+  Method* m = Find(name);
+  if (m == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no method ", name, " in this service"));
+  }
+  if (!factory) return absl::InvalidArgumentError("no reactor factory");
+  m->reactor = std::move(factory);
+  return absl::OkStatus();
 }
 
 }  // namespace rpc

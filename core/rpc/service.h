@@ -1,8 +1,9 @@
 // File: core/rpc/service.h
 //
 // Service: a set of methods a Server serves, each a handler over bytes that
-// runs on a worker thread, or, for unary methods marked with RunInline, on
-// the server's reactor thread. Generated code (protoc-gen-vrpc) derives from
+// runs on a worker thread, or on the server's reactor thread: a unary
+// method marked with RunInline, or any method given a reactor with
+// ServeOnReactor. Generated code (protoc-gen-vrpc) derives from
 // it and registers typed handlers through stub.h's adapters; hand-written
 // services may call AddMethod directly.
 #ifndef VRPC_CORE_RPC_SERVICE_H_
@@ -27,6 +28,9 @@ class Service {
   // Reads requests and writes responses through the call; the returned
   // status ends the call.
   using Handler = std::function<absl::Status(ServerCall& call)>;
+  // Makes the reactor that serves one call (ServeOnReactor); null fails
+  // the call with INTERNAL. Reactor thread.
+  using ReactorFactory = std::function<std::unique_ptr<ServerCallReactor>(ServerCall& call)>;
 
   struct Method {
     std::string name;  // "/package.Service/Method"
@@ -34,6 +38,8 @@ class Service {
     Handler handler;
     // Run on the reactor thread once the request is complete (RunInline).
     bool run_inline = false;
+    // When set, calls are served by reactors it makes instead of |handler|.
+    ReactorFactory reactor;
   };
 
   virtual ~Service() = default;
@@ -51,12 +57,24 @@ class Service {
   // Call before the service is registered with a server.
   absl::Status RunInline(absl::string_view name);
 
+  // Serves method |name| (any kind) with reactors made by |factory|, on the
+  // server's reactor thread: no worker thread and no thread hand-off per
+  // message, which is what a stream of large or many messages wants when
+  // its processing is short. The same rule as RunInline: the reactor's
+  // callbacks must never block. stub.h has typed reactors
+  // (ServerReadReactor, ServerBidiReactor). kNotFound for an unknown
+  // method. Call before the service is registered with a server.
+  absl::Status ServeOnReactor(absl::string_view name, ReactorFactory factory);
+
  protected:
   void AddMethod(std::string name, MethodKind kind, Handler handler) {
     methods_.push_back(std::make_unique<Method>(Method{std::move(name), kind, std::move(handler)}));
   }
 
  private:
+  // The method called |name| ("Echo" or "/pkg.Svc/Echo"), or null.
+  Method* Find(absl::string_view name);
+
   std::vector<std::unique_ptr<Method>> methods_;
 };
 

@@ -239,6 +239,65 @@ TEST_P(CallSuite, BidiStreaming) {
   VRPC_EXPECT_OK(call.Finish());
 }
 
+// ---- Calls served by reactors on the server's loop (ServeOnReactor) ----
+
+TEST_P(CallSuite, ReactorClientStreamingConsumesAsItReads) {
+  // 24 x 256 KiB is six times a call's window: the stream keeps moving only
+  // if each OnMessage returns window to the client.
+  ClientContext ctx;
+  ctx.set_deadline(absl::Now() + absl::Seconds(20));
+  BlockingCall call(channel_, "/test.Svc/SumOnLoop", &ctx);
+  const std::string block = Pattern(256 * 1024, 7);
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(call.Write(Bytes(block))) << i;
+  call.WritesDone();
+  SliceChain m;
+  ASSERT_TRUE(call.Read(&m));
+  EXPECT_EQ(m.ToString(), std::to_string(24 * block.size()));
+  VRPC_EXPECT_OK(call.Finish());
+  EXPECT_TRUE(Eventually([&] { return service_.reactors_destroyed == service_.reactors_made; }));
+  EXPECT_EQ(service_.reactors_made, 1);
+}
+
+TEST_P(CallSuite, ReactorBidiQueuesRepliesWhileTheClientIsNotReading) {
+  // The client writes everything before it reads: 300 replies of 8 KiB
+  // exceed its window, so the reactor's writes wait for WindowOpened.
+  ClientContext ctx;
+  ctx.set_deadline(absl::Now() + absl::Seconds(20));
+  BlockingCall call(channel_, "/test.Svc/BidiOnLoop", &ctx);
+  auto message = [](int i) { return absl::StrCat(i, ":", Pattern(8 * 1024, i)); };
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(call.Write(Bytes(message(i)))) << i;
+  call.WritesDone();
+  SliceChain m;
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(call.Read(&m)) << i;
+    ASSERT_TRUE(m.ToString() == "re:" + message(i)) << "reply " << i << " differs";
+  }
+  EXPECT_FALSE(call.Read(&m));
+  VRPC_EXPECT_OK(call.Finish());
+}
+
+TEST_P(CallSuite, ReactorIsToldOfClientCancellationAndDestroyed) {
+  ClientContext ctx;
+  BlockingCall call(channel_, "/test.Svc/HangOnLoop", &ctx);
+  ASSERT_TRUE(call.Write(Bytes("x")));
+  ASSERT_TRUE(Eventually([&] { return service_.reactors_made == 1; }));
+  ctx.TryCancel();
+  EXPECT_EQ(call.Finish().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(Eventually([&] { return service_.reactor_cancels == 1; }));
+  EXPECT_TRUE(Eventually([&] { return service_.reactors_destroyed == 1; }));
+  EXPECT_TRUE(Eventually([&] { return server_->stats().active_calls == 0; }));
+}
+
+TEST_P(CallSuite, ReactorIsToldOfTheDeadline) {
+  ClientContext ctx;
+  ctx.set_deadline(absl::Now() + absl::Milliseconds(200));
+  BlockingCall call(channel_, "/test.Svc/HangOnLoop", &ctx);
+  ASSERT_TRUE(call.Write(Bytes("x")));
+  EXPECT_EQ(call.Finish().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(Eventually([&] { return service_.reactor_cancels == 1; }));
+  EXPECT_TRUE(Eventually([&] { return server_->stats().calls_cancelled == 1; }));
+}
+
 TEST_P(CallSuite, MessagesWrittenInTransportBuffersAreNotCopied) {
   if (!GetParam().zero_copy_tx) GTEST_SKIP() << "this transport copies what it sends";
   VRPC_ASSERT_OK(Unary("/test.Svc/Echo", "warm-up", nullptr));  // connected

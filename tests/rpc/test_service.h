@@ -17,7 +17,10 @@ namespace rpc_testing {
 
 // Raw-bytes test service: Echo (metadata reflected), Fail, Count (server
 // stream), Abort (one message, then CANCELLED), Sum (client stream), Bidi,
-// Probe, Hang (never reads; waits to be cancelled).
+// Probe, Hang (never reads; waits to be cancelled). Served by reactors on
+// the server's loop (Service::ServeOnReactor): SumOnLoop, BidiOnLoop (the
+// replies queue while the client's window is closed) and HangOnLoop (never
+// finishes; counts its cancellation).
 class TestService : public rpc::GenericService {
  public:
   TestService();
@@ -25,6 +28,10 @@ class TestService : public rpc::GenericService {
   std::atomic<size_t> probe_size{0};
   std::atomic<int> hang_started{0};
   std::atomic<int> hang_cancelled{0};
+  // Reactors made and destroyed, and HangOnLoop's OnCancel calls.
+  std::atomic<int> reactors_made{0};
+  std::atomic<int> reactors_destroyed{0};
+  std::atomic<int> reactor_cancels{0};
 };
 
 SliceChain Bytes(const std::string& s);

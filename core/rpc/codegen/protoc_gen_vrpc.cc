@@ -113,6 +113,11 @@ void PrintStub(Printer& p, const ServiceDescriptor* service) {
               "    ::vrpc::rpc::ClientContext* context, $Resp$* response) {\n"
               "  return std::make_unique<::vrpc::rpc::ClientWriter<$Req$>>(channel_, \"$path$\",\n"
               "                                                             context, response);\n"
+              "}\n"
+              "// Callback API: starts the call on |reactor| (core/rpc/reactors.h).\n"
+              "void $Method$(::vrpc::rpc::ClientContext* context, $Resp$* response,\n"
+              "              ::vrpc::rpc::ClientWriteReactor<$Req$, $Resp$>* reactor) {\n"
+              "  reactor->StartCall(channel_, \"$path$\", context, response);\n"
               "}\n");
     } else {
       p.Print(v,
@@ -256,6 +261,7 @@ class Generator : public google::protobuf::compiler::CodeGenerator {
           "#include <functional>\n#include <memory>\n#include <utility>\n\n"
           "#include \"$stem$.pb.h\"\n"
           "#include \"absl/status/status.h\"\n"
+          "#include \"core/rpc/reactors.h\"\n"
           "#include \"core/rpc/stub.h\"\n\n",
           "file", file->name(), "guard", guard, "stem", stem);
       OpenNamespace(p, file->package());
