@@ -294,8 +294,15 @@ void MeasureVrpcPoll(Env& env) {
   if (failed) return env.Fail("vrpc poll 1 MiB streaming throughput", "the stream failed");
   env.report.Add("Unix socket stream (interleaved with vrpc streaming)", Median(stream.baseline),
                  "GB/s");
-  env.report.Add("vrpc poll 1 MiB streaming throughput", Median(stream.subject), "GB/s");
+  env.report.Add("vrpc poll 1 MiB streaming throughput", Median(stream.subject), "GB/s",
+                 "callback API, reactor on both ends");
   env.report.Add("vrpc streaming / Unix stream (median of rounds)", stream.ratio(), "x");
+  const double blocking_stream = s.client->BlockingStreamThroughputGBps(env.n.mib_stream / 4, kMiB);
+  if (blocking_stream <= 0) {
+    return env.Fail("vrpc poll 1 MiB streaming throughput (blocking stub)", "the stream failed");
+  }
+  env.report.Add("vrpc poll 1 MiB streaming throughput (blocking stub)", blocking_stream, "GB/s",
+                 "ClientWriter on this thread, not interleaved");
 
   std::vector<double> connects = s.client->ConnectTimesUs(env.n.connects);
   if (connects.empty()) return env.Fail("vrpc connection setup", "a connect failed");

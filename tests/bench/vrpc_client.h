@@ -56,8 +56,12 @@ class VrpcClient {
   double PipelinedCallsPerSecond(int calls, int window, size_t bytes);
   // |calls| blocking Sink calls of |bytes|: payload GB/s, 0 on failure.
   double UnaryThroughputGBps(int calls, size_t bytes);
-  // One StreamSink call of |messages| x |bytes|: payload GB/s, 0 on failure.
+  // One StreamSink call of |messages| x |bytes| through the callback API
+  // (a ClientWriteReactor on the client's loop: each message is serialized
+  // there when the previous one was taken): payload GB/s, 0 on failure.
   double StreamThroughputGBps(int messages, size_t bytes);
+  // The same through the blocking stub (ClientWriter) from this thread.
+  double BlockingStreamThroughputGBps(int messages, size_t bytes);
   // |n| times: a new connector to the same target on this loop (sharing the
   // transport), a new Channel, Connect() -> READY. Microseconds.
   std::vector<double> ConnectTimesUs(int n);

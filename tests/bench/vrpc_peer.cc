@@ -33,6 +33,8 @@ ABSL_FLAG(int, workers, 1, "server: handler threads");
 ABSL_FLAG(int, loop_cpu, -1, "server: pin the loop thread to this CPU (-1: no pinning)");
 ABSL_FLAG(bool, inline_unary, true,
           "server: run the unary handlers (Echo, Sink) on the reactor, not a worker");
+ABSL_FLAG(bool, reactor_streaming, true,
+          "server: serve StreamSink with a reactor on the reactor thread, not a worker");
 
 namespace vrpc {
 namespace bench {
@@ -53,7 +55,8 @@ int Serve() {
     std::printf("error could not pin the loop to CPU %d\n", cpu);
     return 1;
   }
-  BenchServiceImpl service(absl::GetFlag(FLAGS_inline_unary));
+  BenchServiceImpl service(absl::GetFlag(FLAGS_inline_unary),
+                           absl::GetFlag(FLAGS_reactor_streaming));
   rpc::ServerOptions server_options;
   server_options.max_worker_threads = static_cast<size_t>(absl::GetFlag(FLAGS_workers));
   rpc::Server server(server_options);

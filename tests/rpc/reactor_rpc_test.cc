@@ -57,7 +57,8 @@ class Concat final : public ServerReadReactor<EchoRequest, EchoReply> {
 class Replier final : public ServerBidiReactor<EchoRequest, EchoReply> {
  public:
   void OnRead(const EchoRequest& request) override {
-    const uint32_t copies = context().method() == "/vrpc.echo.Echo/ServerStream" ? request.count() : 1;
+    const bool server_streaming = context().method() == "/vrpc.echo.Echo/ServerStream";
+    const uint32_t copies = server_streaming ? request.count() : 1;
     for (uint32_t i = 0; i < copies; ++i) {
       EchoReply reply;
       reply.set_payload(request.payload());
@@ -95,15 +96,11 @@ class Replier final : public ServerBidiReactor<EchoRequest, EchoReply> {
 class ReactorEcho final : public Echo::Service {
  public:
   ReactorEcho() {
-    if (!ServeOnReactor("ClientStream", ReadReactorFactory<EchoRequest, EchoReply>(
-                                            [](ServerContext*) { return std::make_unique<Concat>(); }))
-             .ok() ||
-        !ServeOnReactor("Bidi", BidiReactorFactory<EchoRequest, EchoReply>(
-                                    [](ServerContext*) { return std::make_unique<Replier>(); }))
-             .ok() ||
-        !ServeOnReactor("ServerStream", BidiReactorFactory<EchoRequest, EchoReply>(
-                                            [](ServerContext*) { return std::make_unique<Replier>(); }))
-             .ok()) {
+    auto concat = [](ServerContext*) { return std::make_unique<Concat>(); };
+    auto replier = [](ServerContext*) { return std::make_unique<Replier>(); };
+    if (!ServeOnReactor("ClientStream", ReadReactorFactory<EchoRequest, EchoReply>(concat)).ok() ||
+        !ServeOnReactor("Bidi", BidiReactorFactory<EchoRequest, EchoReply>(replier)).ok() ||
+        !ServeOnReactor("ServerStream", BidiReactorFactory<EchoRequest, EchoReply>(replier)).ok()) {
       std::abort();
     }
   }
