@@ -298,6 +298,17 @@ TEST_P(CallSuite, ReactorIsToldOfTheDeadline) {
   EXPECT_TRUE(Eventually([&] { return server_->stats().calls_cancelled == 1; }));
 }
 
+TEST_P(CallSuite, ShutdownCancelsAReactorCallThatNeverFinishes) {
+  ClientContext ctx;
+  BlockingCall call(channel_, "/test.Svc/HangOnLoop", &ctx);
+  ASSERT_TRUE(call.Write(Bytes("x")));
+  ASSERT_TRUE(Eventually([&] { return service_.reactors_made == 1; }));
+  server_->Shutdown(absl::Now() + absl::Milliseconds(300));  // returns: the call is cancelled
+  EXPECT_EQ(service_.reactor_cancels, 1);
+  EXPECT_FALSE(call.Finish().ok());
+  EXPECT_TRUE(Eventually([&] { return service_.reactors_destroyed == 1; }));
+}
+
 TEST_P(CallSuite, MessagesWrittenInTransportBuffersAreNotCopied) {
   if (!GetParam().zero_copy_tx) GTEST_SKIP() << "this transport copies what it sends";
   VRPC_ASSERT_OK(Unary("/test.Svc/Echo", "warm-up", nullptr));  // connected

@@ -216,6 +216,24 @@ TEST_F(ReactorRpcTest, OnReadErrorEndsTheCallWithIt) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("told to stop"));
 }
 
+TEST_F(ReactorRpcTest, OnReadErrorWhileTheClientKeepsWriting) {
+  // The reactor ends the call on the first message; the client's later
+  // writes fail or are dropped, and nothing hangs.
+  ClientContext context;
+  context.set_deadline(absl::Now() + absl::Seconds(20));
+  EchoReply reply;
+  auto writer = stub_->ClientStream(&context, &reply);
+  EchoRequest request;
+  request.set_payload("stop");
+  ASSERT_TRUE(writer->Write(request));
+  request.set_payload(std::string(64 * 1024, 'w'));
+  for (int i = 0; i < 100; ++i) {
+    if (!writer->Write(request)) break;
+  }
+  writer->WritesDone();
+  EXPECT_EQ(writer->Finish().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(ReactorRpcTest, UnparsableRequestFailsTheCallWithInternal) {
   ClientContext context;
   BlockingCall call(channel_, "/vrpc.echo.Echo/ClientStream", &context);
