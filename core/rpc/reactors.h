@@ -100,7 +100,7 @@ class ServerBidiReactor {
 template <typename Req, typename Resp>
 class ReadReactorAdapter final : public ServerCallReactor {
  public:
-  explicit ReadReactorAdapter(std::unique_ptr<ServerReadReactor<Req, Resp>> reactor)
+  ReadReactorAdapter(ServerCall&, std::unique_ptr<ServerReadReactor<Req, Resp>> reactor)
       : reactor_(std::move(reactor)) {}
   void OnMessage(ServerCall& call, SliceChain message) override {
     if (!Parse(message, &request_).ok()) {
@@ -150,27 +150,30 @@ class BidiReactorAdapter final : public ServerCallReactor {
   Req request_;
 };
 
+// Wraps each typed reactor |make| returns in an Adapter.
+template <typename Adapter, typename Typed>
+Service::ReactorFactory AdaptedFactory(
+    std::function<std::unique_ptr<Typed>(ServerContext*)> make) {
+  return [make = std::move(make)](ServerCall& call) -> std::unique_ptr<ServerCallReactor> {
+    std::unique_ptr<Typed> reactor = make(&call.context());
+    if (reactor == nullptr) return nullptr;
+    return std::make_unique<Adapter>(call, std::move(reactor));
+  };
+}
+
 // What Service::ServeOnReactor takes, from a factory of typed reactors
 // (called on the reactor thread as each call starts; null fails the call
 // with INTERNAL).
 template <typename Req, typename Resp>
 Service::ReactorFactory ReadReactorFactory(
     std::function<std::unique_ptr<ServerReadReactor<Req, Resp>>(ServerContext*)> make) {
-  return [make = std::move(make)](ServerCall& call) -> std::unique_ptr<ServerCallReactor> {
-    std::unique_ptr<ServerReadReactor<Req, Resp>> reactor = make(&call.context());
-    if (reactor == nullptr) return nullptr;
-    return std::make_unique<ReadReactorAdapter<Req, Resp>>(std::move(reactor));
-  };
+  return AdaptedFactory<ReadReactorAdapter<Req, Resp>>(std::move(make));
 }
 
 template <typename Req, typename Resp>
 Service::ReactorFactory BidiReactorFactory(
     std::function<std::unique_ptr<ServerBidiReactor<Req, Resp>>(ServerContext*)> make) {
-  return [make = std::move(make)](ServerCall& call) -> std::unique_ptr<ServerCallReactor> {
-    std::unique_ptr<ServerBidiReactor<Req, Resp>> reactor = make(&call.context());
-    if (reactor == nullptr) return nullptr;
-    return std::make_unique<BidiReactorAdapter<Req, Resp>>(call, std::move(reactor));
-  };
+  return AdaptedFactory<BidiReactorAdapter<Req, Resp>>(std::move(make));
 }
 
 // ---------------------------------------------------------------------------
