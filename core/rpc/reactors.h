@@ -200,7 +200,9 @@ class ClientWriteReactor {
     call_ = ClientCall::Start(channel, std::move(method), context, &observer_);
   }
   // Sends |request|; OnWriteDone follows on the channel's reactor thread,
-  // never from inside StartWrite. One write at a time: wait for
+  // never from inside StartWrite, except when this write itself ends the
+  // call (a message over the server's limit): then its report and OnDone
+  // come before StartWrite returns. One write at a time: wait for
   // OnWriteDone before the next. Any thread, after StartCall.
   void StartWrite(const Req& request) {
     SliceChain out;
