@@ -68,7 +68,11 @@ void ClientCall::Activate(uint32_t stream) {
 void ClientCall::Write(SliceChain message) {
   std::shared_ptr<ClientCall> self = shared_from_this();
   channel_->RunOnLoop([self, message = std::move(message)]() mutable {
-    if (self->phase_ == Phase::kDone || self->writes_done_) {
+    // After OnFinish nothing may reach the observer, which its owner may
+    // have destroyed already (a BlockingCall whose Write returned when the
+    // call finished while this closure was still posted).
+    if (self->phase_ == Phase::kDone) return;
+    if (self->writes_done_) {
       self->observer_->OnWriteDone(absl::FailedPreconditionError("the call cannot write"));
       return;
     }

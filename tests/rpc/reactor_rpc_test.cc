@@ -209,7 +209,7 @@ TEST_F(ReactorRpcTest, OnReadErrorEndsTheCallWithIt) {
   auto writer = stub_->ClientStream(&context, &reply);
   EchoRequest request;
   request.set_payload("stop");
-  writer->Write(request);
+  (void)writer->Write(request);  // false if the call already ended
   writer->WritesDone();
   const absl::Status s = writer->Finish();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
@@ -225,7 +225,8 @@ TEST_F(ReactorRpcTest, OnReadErrorWhileTheClientKeepsWriting) {
   auto writer = stub_->ClientStream(&context, &reply);
   EchoRequest request;
   request.set_payload("stop");
-  ASSERT_TRUE(writer->Write(request));
+  // Write says false if the call already ended when it looks: either is fine.
+  (void)writer->Write(request);
   request.set_payload(std::string(64 * 1024, 'w'));
   for (int i = 0; i < 100; ++i) {
     if (!writer->Write(request)) break;
@@ -237,7 +238,8 @@ TEST_F(ReactorRpcTest, OnReadErrorWhileTheClientKeepsWriting) {
 TEST_F(ReactorRpcTest, UnparsableRequestFailsTheCallWithInternal) {
   ClientContext context;
   BlockingCall call(channel_, "/vrpc.echo.Echo/ClientStream", &context);
-  ASSERT_TRUE(call.Write(SliceChain(Slice::Copy(std::string("\xff\xff\xff", 3)))));
+  // False if the server's answer is in before Write looks: either is fine.
+  (void)call.Write(SliceChain(Slice::Copy(std::string("\xff\xff\xff", 3))));
   call.WritesDone();
   const absl::Status s = call.Finish();
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
