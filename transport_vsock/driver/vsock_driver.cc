@@ -21,6 +21,8 @@ using internal::kTxQueue;
 namespace {
 
 constexpr uint32_t kEventTransportReset = 0;
+// Held tx bytes above which an rx interrupt reaps tx completions first.
+constexpr size_t kEarlyTxReapBytes = 128 * 1024;
 
 // Reads and validates virtio_vsock_config.guest_cid.
 absl::StatusOr<uint64_t> ReadGuestCid(Bus& bus) {
@@ -77,6 +79,8 @@ VsockDriverStats VsockDriver::stats() const {
     out.tx_copied_bytes += s.tx_copied_bytes;
     out.tx_zero_copy_bytes += s.tx_zero_copy_bytes;
     out.kicks += s.kicks;
+    out.tx_pool_in_use = session_->tx_pool().in_use();
+    out.tx_held_bytes = session_->tx_held_bytes();
   }
   return out;
 }
@@ -234,6 +238,14 @@ void VsockDriver::OnInterrupt(uint32_t index, int fd) {
   ++stats_.interrupts;
   if (session_ == nullptr || !failure_.ok()) return;
   if (options_.notify_mode == DriverNotifyMode::kAdaptive) return StartPolling();
+  // As in PollOnce, tx completions first, but only while large payloads
+  // are out (a stream): then the rx work (a window update, say) finds their
+  // pool blocks free when it serializes the next message. For a small call
+  // the early reap would sit on the response's path for nothing.
+  if (index == kRxQueue && session_->tx_held_bytes() >= kEarlyTxReapBytes) {
+    (void)ServiceTx();
+    if (session_ == nullptr || !failure_.ok()) return;
+  }
   Service(index);
 }
 
@@ -356,7 +368,12 @@ void VsockDriver::PollOnce() {
   if (!polling_ || session_ == nullptr || !failure_.ok()) return poller_.Stop();
   ++stats_.polls;
   const internal::SessionStats before = session_->stats();
-  for (uint32_t q = 0; q < kNumQueues && session_ != nullptr; ++q) (void)ServiceQueue(q);
+  // tx first: its completions return tx-pool blocks before the rx work
+  // (a window update, say) has the application serialize its next message.
+  for (uint32_t q : {kTxQueue, kRxQueue, kEventQueue}) {
+    if (session_ == nullptr) break;
+    (void)ServiceQueue(q);
+  }
   if (session_ == nullptr || !failure_.ok()) return;
   const internal::SessionStats& after = session_->stats();
   const bool worked = after.rx_packets + after.tx_packets + after.events + after.malformed_rx !=

@@ -108,6 +108,11 @@ struct VsockDriverStats {
   uint64_t tx_copied_bytes = 0;
   uint64_t tx_zero_copy_bytes = 0;
   uint64_t kicks = 0;
+  // Gauges of the current session (0 while down): tx pool bytes allocated
+  // (application write buffers and bounces), and of those the bytes the tx
+  // ring holds until the device has read them.
+  size_t tx_pool_in_use = 0;
+  size_t tx_held_bytes = 0;
 };
 
 class VsockDriver final : private PacketSink, private EndpointHooks {

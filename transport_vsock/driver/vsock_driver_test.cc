@@ -145,6 +145,8 @@ class DriverTest : public ::testing::Test {
     ASSERT_EQ(to.data.size(), want);
   }
 
+  void ExpectTxBlocksFreeBeforeTheReply(DriverNotifyMode mode);
+
   io::ManualReactor reactor_;
   std::unique_ptr<VsockDevice> device_;
   DirectBus* bus_ = nullptr;
@@ -325,6 +327,55 @@ TEST_F(DriverTest, PostsRxBuffersNotRingEntriesAndCopiesPastHalfOfThem) {
   Transfer(*host_peers_[0], *guest, Pattern(1 << 20, 3), false);
   Transfer(*guest, *host_peers_[0], Pattern(1 << 20, 4), true);
   EXPECT_EQ(driver_->stats().device_losses, 0u);
+}
+
+// The guest sends 256 KiB from its tx pool; the host reads it (the device
+// returns the chains) and answers in the same turn. When the answer reaches
+// the guest application, the pool blocks must be free already: a streaming
+// writer serializes its next message right there, and would otherwise take
+// fresh pool pages while the old blocks wait to be reaped.
+void DriverTest::ExpectTxBlocksFreeBeforeTheReply(DriverNotifyMode mode) {
+  VsockDriverOptions options;
+  options.notify_mode = mode;
+  Start(options);
+  auto listener = HostListen(5000);
+  auto guest = GuestConnect(5000);
+  ASSERT_EQ(host_peers_.size(), 1u);
+  Peer& host = *host_peers_[0];
+  size_t in_use_at_reply = SIZE_MAX;
+  guest->conn->SetEventHandler([&](const ConnectionEvent& e) {
+    if (e.type == Type::kReadable && in_use_at_reply == SIZE_MAX) {
+      in_use_at_reply = driver_->stats().tx_pool_in_use;
+    }
+  });
+  {
+    SliceChain out;
+    for (int i = 0; i < 4; ++i) {
+      uint8_t* data = nullptr;
+      out.Append(guest->conn->AllocateWriteBuffer(64 * 1024, &data));
+      std::memset(data, 'g', 64 * 1024);
+    }
+    ASSERT_THAT(guest->conn->Write(out), IsOk());
+  }
+  Run();
+  // The device holds the chains for the host application.
+  EXPECT_GE(driver_->stats().tx_held_bytes, 256u * 1024);
+  host.Drain();
+  ASSERT_EQ(host.data.size(), 256u * 1024);
+  SliceChain ack(Slice::Copy(std::string("ack")));
+  ASSERT_THAT(host.conn->Write(ack), IsOk());
+  Run();
+  ASSERT_NE(in_use_at_reply, SIZE_MAX) << "the reply never arrived";
+  EXPECT_LT(in_use_at_reply, 64u * 1024);
+  EXPECT_EQ(driver_->stats().tx_held_bytes, 0u);
+}
+
+TEST_F(DriverTest, TxBlocksAreFreeBeforeTheReplyInInterruptMode) {
+  ExpectTxBlocksFreeBeforeTheReply(DriverNotifyMode::kInterrupt);
+}
+
+TEST_F(DriverTest, TxBlocksAreFreeBeforeTheReplyInPollMode) {
+  ExpectTxBlocksFreeBeforeTheReply(DriverNotifyMode::kPoll);
 }
 
 TEST_F(DriverTest, MoreConnectionsThanTxDescriptorsWaitForTheRing) {

@@ -365,6 +365,7 @@ absl::Status Session::FlushTx(TxCopySink on_copied) {
     VRPC_RETURN_IF_ERROR(q.Add(bufs, {}, slot).status());
     free_tx_slots_.pop_back();
     tx_slots_[slot].hold = std::move(hold);
+    tx_held_bytes_ += tx_slots_[slot].hold.size();
     if (copied > 0) on_copied(p.header, copied);
     ++stats_.tx_packets;
     pending_.pop_front();
@@ -382,6 +383,7 @@ absl::StatusOr<size_t> Session::ReapTx(size_t budget) {
     if (!used.has_value()) break;
     ++n;
     const uint32_t slot = static_cast<uint32_t>(used->token);
+    tx_held_bytes_ -= tx_slots_[slot].hold.size();
     tx_slots_[slot].hold.Clear();  // the application's Slices, the bounce block
     free_tx_slots_.push_back(slot);
   }

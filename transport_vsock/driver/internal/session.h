@@ -118,6 +118,9 @@ class Session {
   // Returns how many; an error when the device broke a rule.
   absl::StatusOr<size_t> ReapTx(size_t budget);
   size_t pending_tx() const { return pending_.size(); }
+  // Bytes the tx ring holds for the device (payload Slices and bounce
+  // blocks), until ReapTx releases them.
+  size_t tx_held_bytes() const { return tx_held_bytes_; }
 
   // ---- rx ----
   // Harvests up to |budget| received packets into |sink|. Returns how many
@@ -186,6 +189,7 @@ class Session {
   std::vector<RxBuffer> event_;
   std::vector<TxSlot> tx_slots_;
   std::vector<uint32_t> free_tx_slots_;
+  size_t tx_held_bytes_ = 0;
   std::vector<RxBuffer> tx_headers_;
   std::deque<Packet> pending_;
   std::shared_ptr<Returns> returns_ = std::make_shared<Returns>();
