@@ -10,8 +10,12 @@
 //                                  StartWrite / OnWriteDone, Finish
 //   service.ServeOnReactor("Upload", rpc::ReadReactorFactory<Chunk, Summary>(
 //       [](rpc::ServerContext* ctx) { return std::make_unique<Upload>(); }));
-// Client (callbacks on the channel's reactor thread):
+// Client (callbacks on the channel's reactor thread; generated stubs start
+// them: stub->Upload(&ctx, &summary, &reactor)):
 //   ClientWriteReactor<Req, Resp>  client streaming: StartWrite / OnWriteDone,
+//                                  StartWritesDone, OnDone
+//   ClientReadReactor<Resp>        server streaming: OnRead..., OnDone
+//   ClientBidiReactor<Req, Resp>   bidi: StartWrite / OnWriteDone, OnRead,
 //                                  StartWritesDone, OnDone
 //
 // The rule of RunInline holds for every callback: it must not block, since
@@ -29,7 +33,7 @@
 #include "absl/status/status.h"
 #include "core/buffer/slice.h"
 #include "core/rpc/channel.h"
-#include "core/rpc/client_call.h"
+#include "core/rpc/client_stream.h"
 #include "core/rpc/context.h"
 #include "core/rpc/proto_codec.h"
 #include "core/rpc/server_call.h"
@@ -177,118 +181,134 @@ Service::ReactorFactory BidiReactorFactory(
 }
 
 // ---------------------------------------------------------------------------
-// Client
+// Client. Each reactor, its context and what it fills must stay valid until
+// OnDone, which is the last callback (the reactor may delete itself there).
+// Callbacks run on the channel's reactor thread; the Start/TryCancel
+// methods may be called from any thread after StartCall. Writes go one at
+// a time: OnWriteDone follows each, never from inside StartWrite (except
+// when that write itself ends the call, over the server's message limit:
+// then its report and OnDone come before StartWrite returns), and reports
+// never nest, so the next write may be started from OnWriteDone.
 
-// Client streaming by callbacks: StartCall, then StartWrite / OnWriteDone
-// per request, StartWritesDone, and OnDone with the status (and the
-// response parsed when it is OK). The reactor, |context| and |response|
-// must stay valid until OnDone, which is the last callback (the reactor may
-// delete itself there).
+// Client streaming: StartCall, StartWrite / OnWriteDone per request,
+// StartWritesDone, then OnDone with the status, and the response parsed
+// when it is OK.
 template <typename Req, typename Resp>
-class ClientWriteReactor {
+class ClientWriteReactor : private internal::ClientStream {
  public:
-  ClientWriteReactor() : observer_(this) {}
-  virtual ~ClientWriteReactor() = default;
-  ClientWriteReactor(const ClientWriteReactor&) = delete;
-  ClientWriteReactor& operator=(const ClientWriteReactor&) = delete;
-
-  // Starts the call (once). Any thread.
   void StartCall(const std::shared_ptr<Channel>& channel, std::string method,
                  ClientContext* context, Resp* response) {
-    channel_ = channel;
     response_ = response;
-    call_ = ClientCall::Start(channel, std::move(method), context, &observer_);
+    Begin(channel, std::move(method), context);
   }
-  // Sends |request|; OnWriteDone follows on the channel's reactor thread,
-  // never from inside StartWrite, except when this write itself ends the
-  // call (a message over the server's limit): then its report and OnDone
-  // come before StartWrite returns. One write at a time: wait for
-  // OnWriteDone before the next. Any thread, after StartCall.
   void StartWrite(const Req& request) {
     SliceChain out;
-    if (absl::Status s = Serialize(request, &out, channel_->write_allocator()); !s.ok()) {
-      return call_->Cancel();  // OnDone(CANCELLED) follows
-    }
-    if (!channel_->reactor().InLoop()) return call_->Write(std::move(out));  // posted
-    // On the loop the call may take it at once and say so right away: that
-    // report waits until this returns (or until the OnWriteDone it is
-    // called from returns).
-    const std::weak_ptr<int> alive = alive_;
-    in_start_write_ = true;
-    call_->Write(std::move(out));
-    if (alive.expired()) return;  // the write ended the call, and OnDone deleted the reactor
-    in_start_write_ = false;
-    if (write_done_waiting_ && !in_write_done_) {
-      channel_->reactor().Post([this, alive = std::weak_ptr<int>(alive_)] {
-        if (!alive.expired()) DeliverWriteDone();  // else OnDone deleted the reactor
-      });
-    }
+    if (!Serialize(request, &out, channel()->write_allocator()).ok()) return Cancel();
+    Write(std::move(out));
   }
-  // Half-closes once the writes started before it went. Any thread.
-  void StartWritesDone() { call_->WritesDone(); }
-  // Cancels the call: OnDone(CANCELLED) follows. Any thread.
-  void TryCancel() { call_->Cancel(); }
+  // Half-closes once the writes started before it went.
+  void StartWritesDone() { WritesDone(); }
+  // OnDone(CANCELLED) follows.
+  void TryCancel() { Cancel(); }
 
   virtual void OnWriteDone(bool ok) {}
   virtual void OnDone(const absl::Status& status) = 0;
 
  private:
-  class Observer final : public ClientCallObserver {
-   public:
-    explicit Observer(ClientWriteReactor* reactor) : reactor_(reactor) {}
-    void OnMessage(SliceChain message) override {
-      if (++reactor_->messages_ == 1) reactor_->parsed_ = Parse(message, reactor_->response_);
-    }
-    void OnWriteDone(const absl::Status& status) override {
-      reactor_->write_ok_ = status.ok();
-      reactor_->write_done_waiting_ = true;
-      if (!reactor_->in_start_write_ && !reactor_->in_write_done_) reactor_->DeliverWriteDone();
-    }
-    void OnFinish(const absl::Status& status, const Metadata&) override {
-      reactor_->Done(status);
-    }
-
-   private:
-    ClientWriteReactor* const reactor_;
-  };
-
-  // Reports waiting write completions, one after the other: an OnWriteDone
-  // that starts the next write does not nest the next report.
-  void DeliverWriteDone() {
-    const std::weak_ptr<int> alive = alive_;
-    in_write_done_ = true;
-    while (write_done_waiting_) {
-      write_done_waiting_ = false;
-      OnWriteDone(write_ok_);
-      if (alive.expired()) return;  // it cancelled the call and OnDone deleted the reactor
-    }
-    in_write_done_ = false;
+  void HandleMessage(const SliceChain& message) final {
+    if (++messages_ == 1) parsed_ = Parse(message, response_);
   }
-  void Done(const absl::Status& status) {
-    if (write_done_waiting_ && !in_write_done_) DeliverWriteDone();  // OnDone comes last
+  void HandleWriteDone(bool ok) final { OnWriteDone(ok); }
+  void HandleDone(const absl::Status& status) final {
     absl::Status result = status;
     if (result.ok() && messages_ != 1) result = absl::InternalError("no single response");
     if (result.ok() && !parsed_.ok()) result = absl::InternalError("could not parse the response");
-    // OnDone may delete this reactor; the call (whose Finish is on the
-    // stack) outlives it here.
-    const std::shared_ptr<ClientCall> call = call_;
     OnDone(result);
   }
 
-  Observer observer_;
-  std::shared_ptr<Channel> channel_;
-  std::shared_ptr<ClientCall> call_;
   Resp* response_ = nullptr;
   int messages_ = 0;
   absl::Status parsed_;
-  // Loop thread: write reports held back while StartWrite or OnWriteDone
-  // is on the stack.
-  bool in_start_write_ = false;
-  bool in_write_done_ = false;
-  bool write_done_waiting_ = false;
-  bool write_ok_ = false;
-  // Expires with the reactor: a posted report checks it.
-  const std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+// Server streaming: StartCall sends the request, OnRead gets each
+// response, OnDone the status. A response that does not parse cancels the
+// call, which ends INTERNAL.
+template <typename Resp>
+class ClientReadReactor : private internal::ClientStream {
+ public:
+  template <typename Req>
+  void StartCall(const std::shared_ptr<Channel>& channel, std::string method,
+                 ClientContext* context, const Req& request) {
+    SliceChain out;
+    if (!Serialize(request, &out, channel->write_allocator()).ok()) {
+      bad_ = "could not serialize the request";
+      Begin(channel, std::move(method), context);
+      return Cancel();
+    }
+    Begin(channel, std::move(method), context, std::move(out), /*writes_done=*/true);
+  }
+  void TryCancel() { Cancel(); }
+
+  // Each response, in order; its buffers go back to the server's window
+  // when this returns.
+  virtual void OnRead(const Resp& response) = 0;
+  virtual void OnDone(const absl::Status& status) = 0;
+
+ private:
+  void HandleMessage(const SliceChain& message) final {
+    if (bad_ != nullptr) return;
+    if (!Parse(message, &response_).ok()) {
+      bad_ = "could not parse a response";
+      return Cancel();
+    }
+    OnRead(response_);
+  }
+  void HandleDone(const absl::Status& status) final {
+    OnDone(bad_ != nullptr ? absl::InternalError(bad_) : status);
+  }
+
+  Resp response_;  // reused: a parse replaces its contents
+  const char* bad_ = nullptr;
+};
+
+// Bidi streaming: StartWrite / OnWriteDone and OnRead interleave as the
+// application likes; StartWritesDone half-closes; OnDone ends.
+template <typename Req, typename Resp>
+class ClientBidiReactor : private internal::ClientStream {
+ public:
+  void StartCall(const std::shared_ptr<Channel>& channel, std::string method,
+                 ClientContext* context) {
+    Begin(channel, std::move(method), context);
+  }
+  void StartWrite(const Req& request) {
+    SliceChain out;
+    if (!Serialize(request, &out, channel()->write_allocator()).ok()) return Cancel();
+    Write(std::move(out));
+  }
+  void StartWritesDone() { WritesDone(); }
+  void TryCancel() { Cancel(); }
+
+  virtual void OnRead(const Resp& response) = 0;
+  virtual void OnWriteDone(bool ok) {}
+  virtual void OnDone(const absl::Status& status) = 0;
+
+ private:
+  void HandleMessage(const SliceChain& message) final {
+    if (bad_) return;
+    if (!Parse(message, &response_).ok()) {
+      bad_ = true;
+      return Cancel();
+    }
+    OnRead(response_);
+  }
+  void HandleWriteDone(bool ok) final { OnWriteDone(ok); }
+  void HandleDone(const absl::Status& status) final {
+    OnDone(bad_ ? absl::InternalError("could not parse a response") : status);
+  }
+
+  Resp response_;
+  bool bad_ = false;
 };
 
 }  // namespace rpc

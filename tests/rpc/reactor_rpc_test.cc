@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <future>
 #include <memory>
 #include <string>
@@ -52,19 +53,13 @@ class Concat final : public ServerReadReactor<EchoRequest, EchoReply> {
   uint64_t n_ = 0;
 };
 
-// Bidi: one reply per request, in order; ServerStream: |count| replies.
-// Replies wait in a queue while a write is under way.
+// Bidi: one reply per request, in order; ServerStream: |count| replies,
+// made one at a time as the writes go. One write at a time.
 class Replier final : public ServerBidiReactor<EchoRequest, EchoReply> {
  public:
   void OnRead(const EchoRequest& request) override {
     const bool server_streaming = context().method() == "/vrpc.echo.Echo/ServerStream";
-    const uint32_t copies = server_streaming ? request.count() : 1;
-    for (uint32_t i = 0; i < copies; ++i) {
-      EchoReply reply;
-      reply.set_payload(request.payload());
-      reply.set_sequence(next_++);
-      queue_.push_back(std::move(reply));
-    }
+    pending_.emplace_back(request.payload(), server_streaming ? request.count() : 1);
     if (!writing_) WriteNext();
   }
   void OnReadsDone() override {
@@ -79,15 +74,19 @@ class Replier final : public ServerBidiReactor<EchoRequest, EchoReply> {
 
  private:
   void WriteNext() {
-    if (sent_ == queue_.size()) {
+    while (!pending_.empty() && pending_.front().second == 0) pending_.pop_front();
+    if (pending_.empty()) {
       if (reads_done_) Finish(absl::OkStatus());
       return;
     }
+    EchoReply reply;
+    reply.set_payload(pending_.front().first);
+    reply.set_sequence(next_++);
+    --pending_.front().second;
     writing_ = true;
-    StartWrite(queue_[sent_++]);
+    StartWrite(reply);
   }
-  std::vector<EchoReply> queue_;
-  size_t sent_ = 0;
+  std::deque<std::pair<std::string, uint32_t>> pending_;  // payload, replies left
   uint64_t next_ = 0;
   bool writing_ = false;
   bool reads_done_ = false;
@@ -137,6 +136,54 @@ class Uploader final : public ClientWriteReactor<EchoRequest, EchoReply> {
   const int total_;
   const std::string payload_;
   int depth_ = 0;
+};
+
+// Reads a server stream; cancels after |cancel_after| responses (0: never).
+class StreamReader final : public ClientReadReactor<EchoReply> {
+ public:
+  explicit StreamReader(int cancel_after = 0) : cancel_after_(cancel_after) {}
+  void OnRead(const EchoReply& reply) override {
+    if (reply.sequence() != static_cast<uint64_t>(reads_)) out_of_order_ = true;
+    bytes_ += reply.payload().size();
+    if (++reads_ == cancel_after_) TryCancel();
+  }
+  void OnDone(const absl::Status& status) override { done_.set_value(status); }
+
+  std::promise<absl::Status> done_;
+  int reads_ = 0;
+  size_t bytes_ = 0;
+  bool out_of_order_ = false;
+
+ private:
+  const int cancel_after_;
+};
+
+// Bidi ping-pong: each reply starts the next request, |rounds| in all.
+class PingPong final : public ClientBidiReactor<EchoRequest, EchoReply> {
+ public:
+  explicit PingPong(int rounds) : rounds_(rounds) {}
+  void Begin() { Send(); }
+  void OnRead(const EchoReply& reply) override {
+    if (reply.payload() != "ping" + std::to_string(replies_)) wrong_ = true;
+    if (++replies_ == rounds_) return StartWritesDone();
+    Send();
+  }
+  void OnWriteDone(bool ok) override { failed_writes_ += ok ? 0 : 1; }
+  void OnDone(const absl::Status& status) override { done_.set_value(status); }
+
+  std::promise<absl::Status> done_;
+  int replies_ = 0;
+  int failed_writes_ = 0;
+  bool wrong_ = false;
+
+ private:
+  void Send() {
+    EchoRequest request;
+    request.set_payload("ping" + std::to_string(sent_++));
+    StartWrite(request);
+  }
+  const int rounds_;
+  int sent_ = 0;
 };
 
 class ReactorRpcTest : public ::testing::Test {
@@ -291,6 +338,51 @@ TEST_F(ReactorRpcTest, ClientWriteReactorCancelled) {
   std::future<absl::Status> done = uploader.done_.get_future();
   ASSERT_EQ(done.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_EQ(done.get().code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(ReactorRpcTest, ClientReadReactorReadsAServerStreamBeyondItsWindow) {
+  // 64 x 64 KiB is four windows: the stream flows only if each OnRead
+  // returns window to the server.
+  ClientContext context;
+  context.set_deadline(absl::Now() + absl::Seconds(20));
+  EchoRequest request;
+  request.set_payload(std::string(64 * 1024, 'r'));
+  request.set_count(64);
+  StreamReader reader;
+  stub_->ServerStream(&context, request, &reader);
+  std::future<absl::Status> done = reader.done_.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  VRPC_EXPECT_OK(done.get());
+  EXPECT_EQ(reader.reads_, 64);
+  EXPECT_EQ(reader.bytes_, 64u * 64 * 1024);
+  EXPECT_FALSE(reader.out_of_order_);
+}
+
+TEST_F(ReactorRpcTest, ClientReadReactorCancelsMidStream) {
+  ClientContext context;
+  EchoRequest request;
+  request.set_payload(std::string(64 * 1024, 'c'));
+  request.set_count(100000);  // 6 GiB if nobody stopped it
+  StreamReader reader(/*cancel_after=*/3);
+  stub_->ServerStream(&context, request, &reader);
+  std::future<absl::Status> done = reader.done_.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(done.get().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(reader.reads_, 3);
+}
+
+TEST_F(ReactorRpcTest, ClientBidiReactorPingPongFromItsCallbacks) {
+  ClientContext context;
+  context.set_deadline(absl::Now() + absl::Seconds(20));
+  PingPong game(200);
+  stub_->Bidi(&context, &game);
+  loop_->reactor().Post([&] { game.Begin(); });
+  std::future<absl::Status> done = game.done_.get_future();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  VRPC_EXPECT_OK(done.get());
+  EXPECT_EQ(game.replies_, 200);
+  EXPECT_FALSE(game.wrong_);
+  EXPECT_EQ(game.failed_writes_, 0);
 }
 
 }  // namespace

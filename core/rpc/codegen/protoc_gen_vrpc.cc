@@ -106,6 +106,11 @@ void PrintStub(Printer& p, const ServiceDescriptor* service) {
               "    ::vrpc::rpc::ClientContext* context, const $Req$& request) {\n"
               "  return std::make_unique<::vrpc::rpc::ClientReader<$Resp$>>(channel_, \"$path$\",\n"
               "                                                              context, request);\n"
+              "}\n"
+              "// Callback API: starts the call on |reactor| (core/rpc/reactors.h).\n"
+              "void $Method$(::vrpc::rpc::ClientContext* context, const $Req$& request,\n"
+              "              ::vrpc::rpc::ClientReadReactor<$Resp$>* reactor) {\n"
+              "  reactor->StartCall(channel_, \"$path$\", context, request);\n"
               "}\n");
     } else if (!m->server_streaming()) {
       p.Print(v,
@@ -125,6 +130,11 @@ void PrintStub(Printer& p, const ServiceDescriptor* service) {
               "    ::vrpc::rpc::ClientContext* context) {\n"
               "  return std::make_unique<::vrpc::rpc::ClientReaderWriter<$Req$, $Resp$>>(\n"
               "      channel_, \"$path$\", context);\n"
+              "}\n"
+              "// Callback API: starts the call on |reactor| (core/rpc/reactors.h).\n"
+              "void $Method$(::vrpc::rpc::ClientContext* context,\n"
+              "              ::vrpc::rpc::ClientBidiReactor<$Req$, $Resp$>* reactor) {\n"
+              "  reactor->StartCall(channel_, \"$path$\", context);\n"
               "}\n");
     }
     p.Print("\n");
