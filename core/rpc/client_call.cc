@@ -12,6 +12,21 @@ std::shared_ptr<ClientCall> ClientCall::Start(const std::shared_ptr<Channel>& ch
                                               ClientCallObserver* observer,
                                               std::optional<SliceChain> first_message,
                                               bool writes_done) {
+  std::shared_ptr<ClientCall> call = Create(channel, std::move(method), context, observer,
+                                            std::move(first_message), writes_done);
+  call->Begin();
+  return call;
+}
+
+void ClientCall::Begin() {
+  channel_->RunOnLoop([call = shared_from_this()] { call->BeginOnLoop(); });
+}
+
+std::shared_ptr<ClientCall> ClientCall::Create(const std::shared_ptr<Channel>& channel,
+                                               std::string method, ClientContext* context,
+                                               ClientCallObserver* observer,
+                                               std::optional<SliceChain> first_message,
+                                               bool writes_done) {
   // One allocation for the call and its count (the constructor is private).
   struct Shareable : ClientCall {
     Shareable(const std::shared_ptr<Channel>& ch, std::string m, ClientContext* ctx,
@@ -29,7 +44,6 @@ std::shared_ptr<ClientCall> ClientCall::Start(const std::shared_ptr<Channel>& ch
       c->CancelWith(absl::CancelledError("cancelled by the client"));
     }
   });
-  channel->RunOnLoop([call] { call->Begin(); });
   return call;
 }
 
@@ -40,7 +54,7 @@ ClientCall::ClientCall(std::shared_ptr<Channel> channel, std::string method,
       context_(context),
       observer_(observer) {}
 
-void ClientCall::Begin() {
+void ClientCall::BeginOnLoop() {
   if (phase_ == Phase::kDone) return;
   const absl::Time deadline = context_->deadline();
   if (deadline != absl::InfiniteFuture()) {

@@ -59,6 +59,14 @@ class ClientCall : public std::enable_shared_from_this<ClientCall> {
                                            ClientCallObserver* observer,
                                            std::optional<SliceChain> first_message = {},
                                            bool writes_done = false);
+  // Start in two steps: the call exists (idle) before Begin starts it, so an
+  // owner can hold it before any observer callback may run. Begin once.
+  static std::shared_ptr<ClientCall> Create(const std::shared_ptr<Channel>& channel,
+                                            std::string method, ClientContext* context,
+                                            ClientCallObserver* observer,
+                                            std::optional<SliceChain> first_message = {},
+                                            bool writes_done = false);
+  void Begin();
 
   void Write(SliceChain message);
   void WritesDone();
@@ -73,7 +81,7 @@ class ClientCall : public std::enable_shared_from_this<ClientCall> {
              ClientCallObserver* observer);
 
   // ---- Reactor thread ----
-  void Begin();                       // deadline timer, queue on the channel
+  void BeginOnLoop();                 // deadline timer, queue on the channel
   void Activate(uint32_t stream);     // the channel opened our stream
   void TrySend();                     // pending write / half-close
   void OnEvent(SessionEvent& e);      // from the channel

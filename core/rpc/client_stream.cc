@@ -10,8 +10,11 @@ void ClientStream::Begin(const std::shared_ptr<Channel>& channel, std::string me
                          ClientContext* context, std::optional<SliceChain> first_message,
                          bool writes_done) {
   channel_ = channel;
-  call_ = ClientCall::Start(channel, std::move(method), context, &observer_,
-                            std::move(first_message), writes_done);
+  // Held before it starts: the first response may arrive on the loop
+  // before a Start called from another thread would have returned.
+  call_ = ClientCall::Create(channel, std::move(method), context, &observer_,
+                             std::move(first_message), writes_done);
+  call_->Begin();
 }
 
 void ClientStream::Write(SliceChain message) {
@@ -24,7 +27,7 @@ void ClientStream::Write(SliceChain message) {
   call_->Write(std::move(message));
   if (alive.expired()) return;  // the write ended the call, and the owner deleted this
   in_write_ = false;
-  if (write_done_waiting_ && !in_write_done_) {
+  if (!write_reports_.empty() && !in_write_done_) {
     channel_->reactor().Post([this, alive] {
       if (!alive.expired()) DeliverWriteDone();
     });
@@ -34,9 +37,10 @@ void ClientStream::Write(SliceChain message) {
 void ClientStream::DeliverWriteDone() {
   const std::weak_ptr<int> alive = alive_;
   in_write_done_ = true;
-  while (write_done_waiting_) {
-    write_done_waiting_ = false;
-    HandleWriteDone(write_ok_);
+  while (!write_reports_.empty()) {
+    const bool ok = write_reports_.front();
+    write_reports_.pop_front();
+    HandleWriteDone(ok);
     if (alive.expired()) return;  // it cancelled the call and the owner deleted this
   }
   in_write_done_ = false;
@@ -52,15 +56,14 @@ void ClientStream::Observer::OnMessage(SliceChain message) {
 }
 
 void ClientStream::Observer::OnWriteDone(const absl::Status& status) {
-  stream_->write_ok_ = status.ok();
-  stream_->write_done_waiting_ = true;
+  stream_->write_reports_.push_back(status.ok());
   if (!stream_->in_write_ && !stream_->in_write_done_) stream_->DeliverWriteDone();
 }
 
 void ClientStream::Observer::OnFinish(const absl::Status& status, const Metadata&) {
   ClientStream* stream = stream_;
   // Write reports come before the end.
-  if (stream->write_done_waiting_ && !stream->in_write_done_) stream->DeliverWriteDone();
+  if (!stream->write_reports_.empty() && !stream->in_write_done_) stream->DeliverWriteDone();
   // HandleDone may delete the stream; the call (whose Finish is on the
   // stack) outlives it here.
   const std::shared_ptr<ClientCall> call = stream->call_;

@@ -16,6 +16,7 @@
 #ifndef VRPC_CORE_RPC_CLIENT_STREAM_H_
 #define VRPC_CORE_RPC_CLIENT_STREAM_H_
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,9 +43,10 @@ class ClientStream {
   // HEADERS, as ClientCall::Start.
   void Begin(const std::shared_ptr<Channel>& channel, std::string method, ClientContext* context,
              std::optional<SliceChain> first_message = {}, bool writes_done = false);
-  // One at a time: HandleWriteDone follows each. When a write ends the call
-  // itself (a message over the server's limit), its report and
-  // HandleDone come before Write returns.
+  // HandleWriteDone follows each, in order; writes may be started before
+  // earlier ones reported. When a write ends the call itself (a message
+  // over the server's limit), its report and HandleDone come before Write
+  // returns.
   void Write(SliceChain message);
   void WritesDone() { call_->WritesDone(); }
   void Cancel() { call_->Cancel(); }
@@ -76,8 +78,7 @@ class ClientStream {
   // stack.
   bool in_write_ = false;
   bool in_write_done_ = false;
-  bool write_done_waiting_ = false;
-  bool write_ok_ = false;
+  std::deque<bool> write_reports_;  // waiting reports: ok or not
   // Expires with this object: posted work and re-entrant paths check it.
   const std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

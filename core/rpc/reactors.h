@@ -184,11 +184,12 @@ Service::ReactorFactory BidiReactorFactory(
 // Client. Each reactor, its context and what it fills must stay valid until
 // OnDone, which is the last callback (the reactor may delete itself there).
 // Callbacks run on the channel's reactor thread; the Start/TryCancel
-// methods may be called from any thread after StartCall. Writes go one at
-// a time: OnWriteDone follows each, never from inside StartWrite (except
-// when that write itself ends the call, over the server's message limit:
-// then its report and OnDone come before StartWrite returns), and reports
-// never nest, so the next write may be started from OnWriteDone.
+// methods may be called from any thread after StartCall. OnWriteDone
+// follows each StartWrite, in order (a write may start before the earlier
+// ones reported), never from inside StartWrite (except when that write
+// itself ends the call, over the server's message limit: then its report
+// and OnDone come before StartWrite returns), and reports never nest, so
+// the next write may be started from OnWriteDone.
 
 // Client streaming: StartCall, StartWrite / OnWriteDone per request,
 // StartWritesDone, then OnDone with the status, and the response parsed

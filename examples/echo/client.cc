@@ -2,7 +2,7 @@
 //
 //   bazel run //examples/echo:client -- --target=ADDR
 //       [--mode=unary|client-stream|server-stream|bidi] [--count=N] [--size=BYTES]
-//       [--notify=MODE] [--timeout=DURATION]
+//       [--api=blocking|callback] [--notify=MODE] [--timeout=DURATION]
 //
 // Calls the Echo service at ADDR (docs/addresses.md), e.g.
 //   virtio-user:/tmp/vm3.vsock:2:5000   vrpc's guest driver, to the host
@@ -30,11 +30,15 @@
 #include "core/io/event_loop_thread.h"
 #include "core/rpc/channel.h"
 #include "core/rpc/server.h"
+#include "examples/echo/client_modes.h"
 #include "examples/echo/echo_service.h"
 #include "transport_vsock/dial/dial.h"
 
 ABSL_FLAG(std::string, target, "", "address of the echo server");
 ABSL_FLAG(std::string, mode, "unary", "unary, client-stream, server-stream or bidi");
+ABSL_FLAG(std::string, api, "blocking",
+          "blocking (the stub's blocking calls) or callback (AsyncUnary and the reactors, "
+          "every step on the channel's loop)");
 ABSL_FLAG(int64_t, count, 1000, "calls (unary) or messages (streams)");
 ABSL_FLAG(int64_t, size, 64, "payload bytes per message");
 ABSL_FLAG(std::string, notify, "interrupt",
@@ -46,129 +50,6 @@ namespace echo_example {
 namespace {
 
 using echo::Echo;
-using echo::EchoReply;
-using echo::EchoRequest;
-
-struct Run {
-  std::string mode;
-  uint64_t count = 0;
-  size_t size = 0;
-  absl::Duration timeout;
-};
-
-// What a mode did: latencies of its round trips, and failures.
-struct Result {
-  std::vector<absl::Duration> latencies;
-  uint64_t messages = 0;  // payloads that made the round trip, checked
-  uint64_t failures = 0;
-  std::string first_error;
-  void Fail(const std::string& what) {
-    if (failures++ == 0) first_error = what;
-  }
-};
-
-rpc::ClientContext* Context(std::unique_ptr<rpc::ClientContext>& holder, const Run& run) {
-  holder = std::make_unique<rpc::ClientContext>();
-  holder->set_timeout(run.timeout);
-  return holder.get();
-}
-
-void Unary(Echo::Stub& stub, const Run& run, Result& r) {
-  EchoRequest req;
-  EchoReply reply;
-  for (uint64_t i = 0; i < run.count; ++i) {
-    req.set_payload(Pattern(run.size, i));
-    std::unique_ptr<rpc::ClientContext> ctx;
-    const absl::Time start = absl::Now();
-    absl::Status s = stub.Unary(Context(ctx, run), req, &reply);
-    r.latencies.push_back(absl::Now() - start);
-    if (!s.ok()) {
-      r.Fail(absl::StrCat("call ", i, ": ", s.ToString()));
-    } else if (reply.payload() != req.payload()) {
-      r.Fail(absl::StrCat("call ", i, ": the reply's payload differs"));
-    } else {
-      ++r.messages;
-    }
-  }
-}
-
-void ServerStream(Echo::Stub& stub, const Run& run, Result& r) {
-  EchoRequest req;
-  req.set_payload(Pattern(run.size, 7));
-  req.set_count(static_cast<uint32_t>(run.count));
-  std::unique_ptr<rpc::ClientContext> ctx;
-  auto reader = stub.ServerStream(Context(ctx, run), req);
-  EchoReply reply;
-  absl::Time last = absl::Now();
-  while (reader->Read(&reply)) {
-    const absl::Time now = absl::Now();
-    r.latencies.push_back(now - last);  // gap between replies
-    last = now;
-    if (reply.sequence() != r.messages || reply.payload() != req.payload()) {
-      r.Fail(absl::StrCat("reply ", r.messages, " is wrong (sequence ", reply.sequence(), ")"));
-    }
-    ++r.messages;
-  }
-  absl::Status s = reader->Finish();
-  if (!s.ok()) r.Fail(s.ToString());
-  if (r.messages != run.count) {
-    r.Fail(absl::StrCat("got ", r.messages, " replies, wanted ", run.count));
-  }
-}
-
-void ClientStream(Echo::Stub& stub, const Run& run, Result& r) {
-  if (run.count * run.size > kMaxAccumulated) {
-    r.Fail(absl::StrCat("client-stream: count x size must stay within ", kMaxAccumulated,
-                        " bytes (the server answers with their concatenation)"));
-    return;
-  }
-  std::unique_ptr<rpc::ClientContext> ctx;
-  EchoReply reply;
-  auto writer = stub.ClientStream(Context(ctx, run), &reply);
-  EchoRequest req;
-  std::string expected;
-  const absl::Time start = absl::Now();
-  for (uint64_t i = 0; i < run.count; ++i) {
-    req.set_payload(Pattern(run.size, i));
-    expected += req.payload();
-    if (!writer->Write(req)) break;
-  }
-  writer->WritesDone();
-  absl::Status s = writer->Finish();
-  r.latencies.push_back(absl::Now() - start);
-  if (!s.ok()) {
-    r.Fail(s.ToString());
-  } else if (reply.sequence() != run.count || reply.payload() != expected) {
-    r.Fail(absl::StrCat("the reply counts ", reply.sequence(), " messages of ", run.count,
-                        reply.payload() == expected ? "" : "; its payload differs"));
-  } else {
-    r.messages = run.count;
-  }
-}
-
-void Bidi(Echo::Stub& stub, const Run& run, Result& r) {
-  std::unique_ptr<rpc::ClientContext> ctx;
-  auto stream = stub.Bidi(Context(ctx, run));
-  EchoRequest req;
-  EchoReply reply;
-  for (uint64_t i = 0; i < run.count; ++i) {
-    req.set_payload(Pattern(run.size, i));
-    const absl::Time start = absl::Now();
-    if (!stream->Write(req) || !stream->Read(&reply)) {
-      r.Fail(absl::StrCat("the stream ended at message ", i));
-      break;
-    }
-    r.latencies.push_back(absl::Now() - start);
-    if (reply.sequence() != i || reply.payload() != req.payload()) {
-      r.Fail(absl::StrCat("reply ", i, " is wrong"));
-    } else {
-      ++r.messages;
-    }
-  }
-  stream->WritesDone();
-  absl::Status s = stream->Finish();
-  if (!s.ok()) r.Fail(s.ToString());
-}
 
 double Micros(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
 
@@ -217,6 +98,12 @@ int Main() {
                          "bidi\n");
     return 2;
   }
+  const std::string api = absl::GetFlag(FLAGS_api);
+  if (api != "blocking" && api != "callback") {
+    std::fprintf(stderr, "echo client: --api must be blocking or callback\n");
+    return 2;
+  }
+  const bool callback = api == "callback";
   if (count < 1 || count > kMaxStreamReplies || size < 0 || size > (4 << 20) - 64) {
     std::fprintf(stderr, "echo client: --count must be 1..%u and --size 0..%d\n",
                  kMaxStreamReplies, (4 << 20) - 64);
@@ -273,10 +160,11 @@ int Main() {
   Echo::Stub stub(channel);
   Result result;
   const absl::Time begin = absl::Now();
-  if (run.mode == "unary") Unary(stub, run, result);
-  if (run.mode == "server-stream") ServerStream(stub, run, result);
-  if (run.mode == "client-stream") ClientStream(stub, run, result);
-  if (run.mode == "bidi") Bidi(stub, run, result);
+  if (callback) {
+    RunCallback(stub, (*loop)->reactor(), run, result);
+  } else {
+    RunBlocking(stub, run, result);
+  }
   const absl::Duration total = absl::Now() - begin;
   Report(run, target, connect, total, result, channel->stats());
 
@@ -294,7 +182,7 @@ int Main() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "calls vrpc.echo.Echo: --target=ADDR [--mode=unary|client-stream|server-stream|bidi] "
-      "[--count=N] [--size=BYTES]");
+      "[--count=N] [--size=BYTES] [--api=blocking|callback]");
   absl::ParseCommandLine(argc, argv);
   return vrpc::echo_example::Main();
 }

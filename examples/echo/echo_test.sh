@@ -25,6 +25,12 @@ for mode in unary server-stream client-stream bidi; do
   check "loopback $mode" 0 "$here/client" --target=loopback:7 --mode=$mode --count=100 --size=300
 done
 grep -q "100 ok, 0 failed" "$TEST_TMPDIR/out" || { echo "FAIL loopback counts"; fail=1; }
+# The callback API: AsyncUnary and the client reactors, every step on the loop.
+for mode in unary server-stream client-stream bidi; do
+  check "loopback callback $mode" 0 "$here/client" --target=loopback:7 --mode=$mode --api=callback \
+    --count=100 --size=300
+  grep -q "100 ok, 0 failed" "$TEST_TMPDIR/out" || { echo "FAIL callback $mode counts"; fail=1; }
+done
 
 # Roles swapped: the guest (driver) serves; the host (device) dials it.
 dir="$(mktemp -d /tmp/vrpc-echo-test-XXXXXX)"
@@ -46,11 +52,14 @@ server=$!
 for _ in $(seq 1 100); do grep -q listening "$dir/server.out" 2>/dev/null && break; sleep 0.05; done
 for mode in unary server-stream client-stream bidi; do
   check "unix $mode" 0 "$here/client" --target="unix:$dir/echo.sock" --mode=$mode --count=100 --size=5000
+  check "unix callback $mode" 0 "$here/client" --target="unix:$dir/echo.sock" --mode=$mode \
+    --api=callback --count=100 --size=30000
 done
 kill $server 2>/dev/null; wait $server 2>/dev/null
 rm -rf "$dir"
 
 check "bad flags" 2 "$here/client" --target=loopback:7 --mode=sideways
+check "bad api" 2 "$here/client" --target=loopback:7 --api=telepathy
 check "bad address" 2 "$here/client" --target=tcp:1.2.3.4:5
 check "no server" 1 "$here/client" --target=virtio-user:/tmp/vrpc-no-such.sock:2:5 --timeout=2s
 check "server bad address" 2 "$here/server" --listen=hvsock:/tmp/x.sock:5
