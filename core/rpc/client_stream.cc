@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "core/rpc/proto_codec.h"
+
 namespace vrpc {
 namespace rpc {
 namespace internal {
@@ -32,6 +34,12 @@ void ClientStream::Write(SliceChain message) {
       if (!alive.expired()) DeliverWriteDone();
     });
   }
+}
+
+void ClientStream::WriteMessage(const google::protobuf::MessageLite& message) {
+  SliceChain out;
+  if (!Serialize(message, &out, channel_->write_allocator()).ok()) return Cancel();
+  Write(std::move(out));
 }
 
 void ClientStream::DeliverWriteDone() {

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "core/buffer/slice.h"
+#include "google/protobuf/message_lite.h"
 #include "core/rpc/channel.h"
 #include "core/rpc/client_call.h"
 #include "core/rpc/context.h"
@@ -48,6 +49,9 @@ class ClientStream {
   // over the server's limit), its report and HandleDone come before Write
   // returns.
   void Write(SliceChain message);
+  // Serializes |message| into the channel's write buffers and Writes it; a
+  // message that does not serialize cancels the call.
+  void WriteMessage(const google::protobuf::MessageLite& message);
   void WritesDone() { call_->WritesDone(); }
   void Cancel() { call_->Cancel(); }
   const std::shared_ptr<Channel>& channel() const { return channel_; }

@@ -202,11 +202,7 @@ class ClientWriteReactor : private internal::ClientStream {
     response_ = response;
     Begin(channel, std::move(method), context);
   }
-  void StartWrite(const Req& request) {
-    SliceChain out;
-    if (!Serialize(request, &out, channel()->write_allocator()).ok()) return Cancel();
-    Write(std::move(out));
-  }
+  void StartWrite(const Req& request) { WriteMessage(request); }
   // Half-closes once the writes started before it went.
   void StartWritesDone() { WritesDone(); }
   // OnDone(CANCELLED) follows.
@@ -282,11 +278,7 @@ class ClientBidiReactor : private internal::ClientStream {
                  ClientContext* context) {
     Begin(channel, std::move(method), context);
   }
-  void StartWrite(const Req& request) {
-    SliceChain out;
-    if (!Serialize(request, &out, channel()->write_allocator()).ok()) return Cancel();
-    Write(std::move(out));
-  }
+  void StartWrite(const Req& request) { WriteMessage(request); }
   void StartWritesDone() { WritesDone(); }
   void TryCancel() { Cancel(); }
 
