@@ -54,7 +54,6 @@ class ClientStream {
   void WriteMessage(const google::protobuf::MessageLite& message);
   void WritesDone() { call_->WritesDone(); }
   void Cancel() { call_->Cancel(); }
-  const std::shared_ptr<Channel>& channel() const { return channel_; }
 
   virtual void HandleMessage(const SliceChain& message) = 0;
   virtual void HandleWriteDone(bool ok) {}
