@@ -114,15 +114,20 @@ void ServerCall::TryWriteOnLoop() {
       !conn->rpc()->session().IsOpen(stream_)) {
     write_result_ = absl::CancelledError("the call has ended");
   } else {
-    Session& session = conn->rpc()->session();
     lock.unlock();
-    SendInitialMetadataOnLoop();
+    SendInitialMetadataOnLoop();  // may flush, and so run this call's other events
     lock.lock();
-    if (!session.CanSend(stream_)) {
-      session.WantSend(stream_);
-      return;  // WindowOpened() retries
+    if (!write_pending_) return;  // settled meanwhile: sent, or the call ended
+    if (conn->rpc() == nullptr) {
+      write_result_ = absl::CancelledError("the call has ended");
+    } else {
+      Session& session = conn->rpc()->session();
+      if (!session.CanSend(stream_)) {
+        session.WantSend(stream_);
+        return;  // WindowOpened() retries
+      }
+      write_result_ = session.SendMessage(stream_, std::move(write_), conn->rpc()->out());
     }
-    write_result_ = session.SendMessage(stream_, std::move(write_), conn->rpc()->out());
   }
   write_ = SliceChain();
   write_pending_ = false;
