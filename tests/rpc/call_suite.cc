@@ -415,6 +415,41 @@ TEST_P(CallSuite, ThousandConcurrentCalls) {
   EXPECT_EQ(channel_->stats().calls_succeeded, static_cast<uint64_t>(kCalls));
 }
 
+TEST_P(CallSuite, TwoHundredConcurrentReactorCalls) {
+  constexpr int kCalls = 200;
+  std::vector<std::unique_ptr<OneMessageCall>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(std::make_unique<OneMessageCall>());
+    calls.back()->Start(channel_, "/test.Svc/BidiOnLoop", "call " + std::to_string(i));
+  }
+  int ok = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(calls[i]->Wait());
+    if (calls[i]->status.ok() && calls[i]->got == "re:call " + std::to_string(i)) ++ok;
+  }
+  EXPECT_EQ(ok, kCalls);
+  EXPECT_TRUE(Eventually([&] { return service_.reactors_destroyed == kCalls; }));
+  EXPECT_EQ(service_.reactors_made, kCalls);
+}
+
+TEST_P(CallSuite, ReactorCallsAreCancelledWhenTheConnectionGoes) {
+  constexpr int kCalls = 50;
+  std::vector<std::unique_ptr<OneMessageCall>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(std::make_unique<OneMessageCall>());
+    calls.back()->Start(channel_, "/test.Svc/HangOnLoop", "x");
+  }
+  ASSERT_TRUE(Eventually([&] { return service_.reactors_made == kCalls; }));
+  channel_->Shutdown();  // the client's calls end and the connection closes
+  for (auto& call : calls) {
+    ASSERT_TRUE(call->Wait());
+    EXPECT_FALSE(call->status.ok());
+  }
+  EXPECT_TRUE(Eventually([&] { return service_.reactor_cancels == kCalls; }));
+  EXPECT_TRUE(Eventually([&] { return service_.reactors_destroyed == kCalls; }));
+  EXPECT_TRUE(Eventually([&] { return server_->stats().active_calls == 0; }));
+}
+
 TEST_P(CallSuite, CallsBeyondTheServersConcurrencyLimitWaitForASlot) {
   // The server takes 2 calls at a time; 20 started at once queue in the
   // channel and start as slots free up, each with its own method.
