@@ -149,7 +149,8 @@ void PrintServiceDecl(Printer& p, const ServiceDescriptor* service) {
   p.Print(
       "  // Server side: derive, override the methods you serve (the others\n"
       "  // answer UNIMPLEMENTED), and register an instance with\n"
-      "  // ::vrpc::rpc::Server::RegisterService. Methods run on worker threads.\n"
+      "  // ::vrpc::rpc::Server::RegisterService. Methods run on worker threads\n"
+      "  // (or on the reactor: ::vrpc::rpc::Service::RunInline, ServeOnReactor).\n"
       "  class Service : public ::vrpc::rpc::Service {\n"
       "   public:\n"
       "    Service();\n"
