@@ -38,6 +38,7 @@
 #include "core/rpc/proto_codec.h"
 #include "core/rpc/server_call.h"
 #include "core/rpc/service.h"
+#include "core/rpc/stub.h"
 
 namespace vrpc {
 namespace rpc {
@@ -108,19 +109,14 @@ class ReadReactorAdapter final : public ServerCallReactor {
       : reactor_(std::move(reactor)) {}
   void OnMessage(ServerCall& call, SliceChain message) override {
     if (!Parse(message, &request_).ok()) {
-      return call.Finish(absl::InternalError("could not parse a request"));
+      return call.Finish(internal::BadRequest());
     }
     if (absl::Status s = reactor_->OnRead(request_); !s.ok()) call.Finish(s);
   }
   void OnReadsDone(ServerCall& call) override {
     Resp response;
     absl::Status status = reactor_->OnReadsDone(&response);
-    if (status.ok()) {
-      SliceChain out;
-      status = Serialize(response, &out, call.write_allocator());
-      if (status.ok()) status = call.Write(std::move(out));  // sent or queued
-      if (!status.ok()) status = absl::InternalError(status.message());
-    }
+    if (status.ok()) status = internal::WriteResponse(call, response);  // sent or queued
     call.Finish(status);
   }
   void OnCancel(ServerCall&) override { reactor_->OnCancel(); }
@@ -139,7 +135,7 @@ class BidiReactorAdapter final : public ServerCallReactor {
   }
   void OnMessage(ServerCall& call, SliceChain message) override {
     if (!Parse(message, &request_).ok()) {
-      return call.Finish(absl::InternalError("could not parse a request"));
+      return call.Finish(internal::BadRequest());
     }
     reactor_->OnRead(request_);
   }
@@ -199,7 +195,7 @@ class ClientWriteReactor : private internal::ClientStream {
  public:
   void StartCall(const std::shared_ptr<Channel>& channel, std::string method,
                  ClientContext* context, Resp* response) {
-    response_ = response;
+    response_ = internal::SingleResponse<Resp>(response);
     Begin(channel, std::move(method), context);
   }
   void StartWrite(const Req& request) { WriteMessage(request); }
@@ -212,20 +208,11 @@ class ClientWriteReactor : private internal::ClientStream {
   virtual void OnDone(const absl::Status& status) = 0;
 
  private:
-  void HandleMessage(const SliceChain& message) final {
-    if (++messages_ == 1) parsed_ = Parse(message, response_);
-  }
+  void HandleMessage(const SliceChain& message) final { response_.Take(message); }
   void HandleWriteDone(bool ok) final { OnWriteDone(ok); }
-  void HandleDone(const absl::Status& status) final {
-    absl::Status result = status;
-    if (result.ok() && messages_ != 1) result = absl::InternalError("no single response");
-    if (result.ok() && !parsed_.ok()) result = absl::InternalError("could not parse the response");
-    OnDone(result);
-  }
+  void HandleDone(const absl::Status& status) final { OnDone(response_.Result(status)); }
 
-  Resp* response_ = nullptr;
-  int messages_ = 0;
-  absl::Status parsed_;
+  internal::SingleResponse<Resp> response_;
 };
 
 // Server streaming: StartCall sends the request, OnRead gets each

@@ -56,29 +56,47 @@ absl::Status UnaryCall(const std::shared_ptr<Channel>& channel, const std::strin
 
 namespace internal {
 
+// The response of a call the server answers with one message (unary and
+// client streaming): the first message is parsed into |response|.
+template <typename Resp>
+class SingleResponse {
+ public:
+  explicit SingleResponse(Resp* response = nullptr) : response_(response) {}
+  void Take(const SliceChain& message) {
+    if (++messages_ == 1) parsed_ = Parse(message, response_);
+  }
+  // The call's result: |status|, or INTERNAL for an OK call whose response
+  // was missing, repeated or unparsable.
+  absl::Status Result(const absl::Status& status) const {
+    if (!status.ok()) return status;
+    if (messages_ != 1) return absl::InternalError("the call did not get exactly one response");
+    if (!parsed_.ok()) return absl::InternalError("could not parse the response");
+    return absl::OkStatus();
+  }
+
+ private:
+  Resp* response_;
+  int messages_ = 0;
+  absl::Status parsed_;
+};
+
 // Owns itself until the call finishes.
 template <typename Resp>
 class AsyncUnary final : public ClientCallObserver {
  public:
   AsyncUnary(Resp* response, std::function<void(absl::Status)> done)
       : response_(response), done_(std::move(done)) {}
-  void OnMessage(SliceChain message) override {
-    if (++messages_ == 1) parsed_ = Parse(message, response_);
-  }
+  void OnMessage(SliceChain message) override { response_.Take(message); }
   void OnFinish(const absl::Status& status, const Metadata&) override {
-    absl::Status result = status;
-    if (result.ok() && messages_ != 1) result = absl::InternalError("unary call without one response");
-    if (result.ok() && !parsed_.ok()) result = absl::InternalError("could not parse the response");
+    const absl::Status result = response_.Result(status);
     std::function<void(absl::Status)> done = std::move(done_);
     delete this;
     done(result);
   }
 
  private:
-  Resp* const response_;
+  SingleResponse<Resp> response_;
   std::function<void(absl::Status)> done_;
-  int messages_ = 0;
-  absl::Status parsed_;
 };
 
 }  // namespace internal
