@@ -399,35 +399,41 @@ TEST_P(CallSuite, OversizedMessageFailsTheCallNotTheChannel) {
 // ---------------------------------------------------------------------------
 // Concurrency
 
-TEST_P(CallSuite, ThousandConcurrentCalls) {
-  constexpr int kCalls = 1000;
+namespace {
+
+// Starts |n| one-message calls of |method| at once, "call <i>" each, and
+// counts those that ended OK with |reply_prefix| + "call <i>" (-1, and a
+// test failure, if one does not end within a minute).
+int ConcurrentCallsAnsweredRight(const std::shared_ptr<Channel>& channel,
+                                 const std::string& method, const std::string& reply_prefix,
+                                 int n) {
   std::vector<std::unique_ptr<OneMessageCall>> calls;
-  for (int i = 0; i < kCalls; ++i) {
+  for (int i = 0; i < n; ++i) {
     calls.push_back(std::make_unique<OneMessageCall>());
-    calls.back()->Start(channel_, "/test.Svc/Echo", "call " + std::to_string(i));
+    calls.back()->Start(channel, method, "call " + std::to_string(i));
   }
   int ok = 0;
-  for (int i = 0; i < kCalls; ++i) {
-    ASSERT_TRUE(calls[i]->Wait());
-    if (calls[i]->status.ok() && calls[i]->got == "call " + std::to_string(i)) ++ok;
+  for (int i = 0; i < n; ++i) {
+    if (!calls[i]->Wait()) {
+      ADD_FAILURE() << "call " << i << " never ended";
+      return -1;
+    }
+    if (calls[i]->status.ok() && calls[i]->got == reply_prefix + "call " + std::to_string(i)) ++ok;
   }
-  EXPECT_EQ(ok, kCalls);
+  return ok;
+}
+
+}  // namespace
+
+TEST_P(CallSuite, ThousandConcurrentCalls) {
+  constexpr int kCalls = 1000;
+  EXPECT_EQ(ConcurrentCallsAnsweredRight(channel_, "/test.Svc/Echo", "", kCalls), kCalls);
   EXPECT_EQ(channel_->stats().calls_succeeded, static_cast<uint64_t>(kCalls));
 }
 
 TEST_P(CallSuite, TwoHundredConcurrentReactorCalls) {
   constexpr int kCalls = 200;
-  std::vector<std::unique_ptr<OneMessageCall>> calls;
-  for (int i = 0; i < kCalls; ++i) {
-    calls.push_back(std::make_unique<OneMessageCall>());
-    calls.back()->Start(channel_, "/test.Svc/BidiOnLoop", "call " + std::to_string(i));
-  }
-  int ok = 0;
-  for (int i = 0; i < kCalls; ++i) {
-    ASSERT_TRUE(calls[i]->Wait());
-    if (calls[i]->status.ok() && calls[i]->got == "re:call " + std::to_string(i)) ++ok;
-  }
-  EXPECT_EQ(ok, kCalls);
+  EXPECT_EQ(ConcurrentCallsAnsweredRight(channel_, "/test.Svc/BidiOnLoop", "re:", kCalls), kCalls);
   EXPECT_TRUE(Eventually([&] { return service_.reactors_destroyed == kCalls; }));
   EXPECT_EQ(service_.reactors_made, kCalls);
 }
