@@ -14,7 +14,9 @@ namespace vrpc {
 namespace vsock {
 namespace {
 
+using ::testing::AnyOf;
 using ::testing::Contains;
+using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -208,6 +210,24 @@ TEST_F(LoopbackTest, SenderBlocksExactlyWhenPeerWindowIsFull) {
   EXPECT_EQ(guest().EventsFor(g).back(), EventType::kCreditRestored);
   EXPECT_EQ(guest().Info(g)->time_blocked, absl::Milliseconds(250));
   EXPECT_THAT(guest().Write(g, "x"), IsOkAndHolds(1u));
+}
+
+// A request and its reply: the reply's header carries the fwd_cnt that
+// reading the request advanced, so no OP_CREDIT_UPDATE goes either way.
+TEST_F(LoopbackTest, RequestResponseSendsNoCreditUpdates) {
+  auto [g, h] = Establish();
+  trace_.clear();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(guest().Write(g, "request"), IsOkAndHolds(7u));
+    link_->Pump();
+    EXPECT_THAT(host().Read(h), IsOkAndHolds("request"));
+    EXPECT_THAT(host().Write(h, "reply"), IsOkAndHolds(5u));
+    link_->Pump();
+    EXPECT_THAT(guest().Read(g), IsOkAndHolds("reply"));
+    link_->Pump();
+  }
+  EXPECT_THAT(trace_, Each(AnyOf("guest RW", "host RW")));
+  EXPECT_EQ(guest().Info(g)->credit.peer_fwd_cnt, 3u * 7);
 }
 
 TEST_F(LoopbackTest, CountersWrapPast2To32) {
@@ -485,6 +505,25 @@ TEST_F(LoopbackTest, SeqpacketMessageLimitsAndBlocking) {
   EXPECT_THAT(guest().EventsFor(g), Contains(EventType::kCreditRestored));
   VRPC_EXPECT_OK(guest().SendMessage(g, Pattern(6000)));
   EXPECT_THAT(guest().Write(g, "x"), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// A SEQPACKET sender waits for room for a whole message and asks for it.
+// Reading a small message frees far less than the update threshold, but the
+// waiting sender must still learn of it, or both sides wait forever.
+TEST_F(LoopbackTest, SeqpacketSenderWaitingForRoomLearnsOfSmallReads) {
+  auto [g, h] = Establish(SocketType::kSeqpacket);
+  const uint32_t window = guest().Info(g)->credit.peer_buf_alloc;
+  VRPC_ASSERT_OK(guest().SendMessage(g, Pattern(20000)));
+  EXPECT_THAT(guest().SendMessage(g, Pattern(window - 10000)),
+              StatusIs(absl::StatusCode::kUnavailable));
+  link_->Pump();
+  EXPECT_TRUE(guest().Info(g)->credit_blocked);
+  trace_.clear();
+  VRPC_ASSERT_OK(host().ReadMessage(h).status());
+  link_->Pump();
+  EXPECT_THAT(trace_, ElementsAre("host CREDIT_UPDATE"));
+  EXPECT_FALSE(guest().Info(g)->credit_blocked);
+  VRPC_EXPECT_OK(guest().SendMessage(g, Pattern(window - 10000)));
 }
 
 }  // namespace

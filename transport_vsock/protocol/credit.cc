@@ -54,6 +54,7 @@ absl::Status CreditAccount::OnReceive(uint32_t len) {
                      " credit already used: credit overrun"));
   }
   rx_cnt_ += len;
+  if (len > 0) peer_waiting_ = false;
   return absl::OkStatus();
 }
 
@@ -68,7 +69,8 @@ bool CreditAccount::ShouldAdvertise(uint32_t threshold) const {
   const uint32_t unadvertised = fwd_cnt_ - advertised_fwd_cnt_;
   if (buf_alloc_ != advertised_buf_alloc_) return true;
   if (unadvertised == 0) return false;
-  return unadvertised >= threshold || Buffered() == 0;
+  if (unadvertised >= std::min(threshold, std::max<uint32_t>(buf_alloc_ / 2, 1))) return true;
+  return peer_waiting_ && Buffered() == 0;
 }
 
 void CreditAccount::MarkAdvertised() {

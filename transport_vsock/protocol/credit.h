@@ -78,10 +78,22 @@ class CreditAccount {
   // Changes the buffer we advertise (SO_VM_SOCKETS_BUFFER_SIZE).
   void SetBufAlloc(uint32_t buf_alloc);
 
-  // True when the peer should be told about consumed bytes: at least
-  // |threshold| bytes consumed since the last advertisement, or the receive
-  // queue drained with anything unadvertised (so a sender blocked on a small
-  // window always learns, vsock_test 23), or buf_alloc changed.
+  // Records the peer's OP_CREDIT_REQUEST: it waits for more credit than it
+  // has (our own SEQPACKET sender wants room for a whole message). Until it
+  // sends data again, draining the receive queue advertises.
+  void OnCreditRequest() { peer_waiting_ = true; }
+
+  // True when the peer should be told about consumed bytes:
+  //   - buf_alloc changed;
+  //   - at least min(|threshold|, buf_alloc / 2) bytes consumed since the
+  //     last advertisement. A sender blocked at zero credit has a whole
+  //     buf_alloc unadvertised once we drain, so it always learns (also with
+  //     a buf_alloc below |threshold|, vsock_test 23);
+  //   - the receive queue drained while the peer waits (OnCreditRequest).
+  // A drained queue alone does not advertise: the next packet we send for
+  // any reason carries fwd_cnt, so a request/response exchange needs no
+  // OP_CREDIT_UPDATE at all (Linux's rule is lazier still: it waits until
+  // the peer may have less than 64 KiB left).
   bool ShouldAdvertise(uint32_t threshold) const;
 
   // Records that a packet carrying buf_alloc() and fwd_cnt() was sent.
@@ -106,6 +118,7 @@ class CreditAccount {
   uint32_t advertised_fwd_cnt_ = 0;
   uint32_t advertised_buf_alloc_;
   uint32_t max_advertised_buf_alloc_;
+  bool peer_waiting_ = false;  // OnCreditRequest, until the peer sends data
 };
 
 }  // namespace vsock

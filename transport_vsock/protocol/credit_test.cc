@@ -121,11 +121,49 @@ TEST(CreditAccountTest, AdvertiseThreshold) {
   EXPECT_TRUE(credit.ShouldAdvertise(300));
   credit.MarkAdvertised();
   EXPECT_FALSE(credit.ShouldAdvertise(300));
-  credit.OnConsume(700);  // drained: always advertise what is left
-  EXPECT_TRUE(credit.ShouldAdvertise(100000));
   credit.MarkAdvertised();
   credit.SetBufAlloc(2000);
   EXPECT_TRUE(credit.ShouldAdvertise(100000));
+}
+
+// A request/response exchange: the reply carries fwd_cnt, so draining a
+// small message alone must not cost an OP_CREDIT_UPDATE.
+TEST(CreditAccountTest, DrainedSmallMessageWaitsForThreshold) {
+  CreditAccount credit(256 * 1024, 1 << 20);
+  VRPC_ASSERT_OK(credit.OnReceive(100));
+  credit.OnConsume(100);
+  EXPECT_FALSE(credit.ShouldAdvertise(64 * 1024));
+}
+
+// A stream sender blocked at zero credit: once we drain, a whole buf_alloc
+// is unadvertised, which crosses the threshold however large it is.
+TEST(CreditAccountTest, SenderBlockedAtZeroAlwaysLearns) {
+  CreditAccount credit(4096, 1 << 20);  // buf_alloc below the threshold
+  VRPC_ASSERT_OK(credit.OnReceive(4096));
+  credit.OnConsume(1000);
+  EXPECT_FALSE(credit.ShouldAdvertise(64 * 1024));
+  credit.OnConsume(1048);  // half of buf_alloc consumed
+  EXPECT_TRUE(credit.ShouldAdvertise(64 * 1024));
+  credit.MarkAdvertised();
+  credit.OnConsume(2048);  // drained
+  EXPECT_TRUE(credit.ShouldAdvertise(64 * 1024));
+}
+
+// A peer that asked for credit (a SEQPACKET sender waiting for room for a
+// whole message) learns of every drain until it sends again.
+TEST(CreditAccountTest, WaitingPeerLearnsOfEachDrain) {
+  CreditAccount credit(256 * 1024, 1 << 20);
+  VRPC_ASSERT_OK(credit.OnReceive(100));
+  credit.OnCreditRequest();
+  credit.MarkAdvertised();  // the OP_CREDIT_UPDATE that answers it
+  credit.OnConsume(60);
+  EXPECT_FALSE(credit.ShouldAdvertise(64 * 1024));  // not drained yet
+  credit.OnConsume(40);
+  EXPECT_TRUE(credit.ShouldAdvertise(64 * 1024));
+  credit.MarkAdvertised();
+  VRPC_ASSERT_OK(credit.OnReceive(10));  // it sent again: no longer waiting
+  credit.OnConsume(10);
+  EXPECT_FALSE(credit.ShouldAdvertise(64 * 1024));
 }
 
 // HARDENING.md row 8 property: whatever the peer says, we never have more in

@@ -546,6 +546,7 @@ void Engine::HandleEstablished(Connection& c, const Header& h, SliceChain&& payl
     case Op::kCreditUpdate:
       break;
     case Op::kCreditRequest:
+      c.credit.OnCreditRequest();
       Emit(c, Op::kCreditUpdate, 0, {}, out);
       break;
     case Op::kShutdown:
