@@ -1,5 +1,6 @@
 #include "core/buffer/slice.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -72,29 +73,9 @@ Slice Slice::External(const uint8_t* data, size_t size,
   return Slice(std::move(owner), data, size);
 }
 
-Slice Slice::Sub(size_t offset, size_t length) const {
-  VRPC_CHECK(offset <= size_ && length <= size_ - offset)
-      << "Sub(" << offset << ", " << length << ") of " << size_;
-  return Slice(owner_, data_ + offset, length);
-}
-
-void Slice::RemovePrefix(size_t n) {
-  VRPC_CHECK(n <= size_) << "RemovePrefix(" << n << ") of " << size_;
-  data_ += n;
-  size_ -= n;
-}
-
-void SliceChain::Append(Slice slice) {
-  if (slice.empty()) return;
-  size_ += slice.size();
-  if (!slices_.empty()) {
-    Slice& last = slices_.back();
-    if (last.SharesBackingWith(slice) && last.data_ + last.size_ == slice.data_) {
-      last.size_ += slice.size_;
-      return;
-    }
-  }
-  slices_.push_back(std::move(slice));
+void Slice::OutOfRange(const char* what, size_t a, size_t b) const {
+  VRPC_CHECK(false) << what << "(" << a << ", " << b << ") of a slice of " << size_;
+  std::abort();
 }
 
 void SliceChain::Append(SliceChain chain) {

@@ -64,10 +64,17 @@ class Slice {
 
   // Returns bytes [offset, offset + length) sharing this slice's backing.
   // Precondition (CHECKed): offset + length <= size().
-  Slice Sub(size_t offset, size_t length) const;
+  Slice Sub(size_t offset, size_t length) const {
+    if (offset > size_ || length > size_ - offset) OutOfRange("Sub", offset, length);
+    return Slice(owner_, data_ + offset, length);
+  }
   // Drops the first |n| bytes in place (no reference taken or released).
   // Precondition (CHECKed): n <= size().
-  void RemovePrefix(size_t n);
+  void RemovePrefix(size_t n) {
+    if (n > size_) OutOfRange("RemovePrefix", n, 0);
+    data_ += n;
+    size_ -= n;
+  }
 
   // True when both slices hold the same backing (used by tests to prove that
   // no copy happened).
@@ -80,6 +87,9 @@ class Slice {
 
   Slice(std::shared_ptr<const void> owner, const uint8_t* data, size_t size)
       : owner_(std::move(owner)), data_(data), size_(size) {}
+  // Aborts: a precondition above was broken (kept out of line, so the hot
+  // inline bodies stay small).
+  [[noreturn]] void OutOfRange(const char* what, size_t a, size_t b) const;
 
   std::shared_ptr<const void> owner_;
   const uint8_t* data_ = nullptr;
@@ -103,7 +113,11 @@ class SliceChain {
     other.size_ = 0;
   }
   SliceChain& operator=(SliceChain&& other) noexcept {
-    slices_ = std::move(other.slices_);
+    if (this == &other) return *this;
+    // absl's move assignment of inline elements goes through its generic
+    // Assign; chains are short, so move them one by one.
+    slices_.clear();
+    for (Slice& s : other.slices_) slices_.push_back(std::move(s));
     size_ = other.size_;
     other.slices_.clear();
     other.size_ = 0;
@@ -117,7 +131,18 @@ class SliceChain {
   bool empty() const { return size_ == 0; }
   const Slices& slices() const { return slices_; }
 
-  void Append(Slice slice);
+  void Append(Slice slice) {
+    if (slice.empty()) return;
+    size_ += slice.size_;
+    if (!slices_.empty()) {
+      Slice& last = slices_.back();
+      if (last.SharesBackingWith(slice) && last.data_ + last.size_ == slice.data_) {
+        last.size_ += slice.size_;  // grows over the adjacent bytes
+        return;
+      }
+    }
+    slices_.push_back(std::move(slice));
+  }
   void Append(SliceChain chain);
   void Clear() {
     slices_.clear();

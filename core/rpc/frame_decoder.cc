@@ -22,6 +22,7 @@ void FrameDecoder::Feed(SliceChain bytes) {
 absl::StatusOr<bool> FrameDecoder::NextInto(Frame* frame) {
   if (!failed_.ok()) return failed_;
   if (skip_ > 0) return false;  // Feed() discards the rest first
+  if (!pending_.has_value() && TakeWholeFrame(frame)) return true;
   if (!pending_.has_value()) {
     if (buffer_.size() < kFrameHeaderSize) return false;
     uint8_t raw[kFrameHeaderSize];
@@ -57,6 +58,24 @@ absl::StatusOr<bool> FrameDecoder::NextInto(Frame* frame) {
   frame->payload = buffer_.TakePrefix(pending_->length);
   frame->oversized = false;
   pending_.reset();
+  return true;
+}
+
+bool FrameDecoder::TakeWholeFrame(Frame* frame) {
+  if (buffer_.empty()) return false;
+  const Slice& head = buffer_.slices().front();
+  if (head.size() < kFrameHeaderSize) return false;
+  const FrameHeader h = DecodeFrameHeader(head.data());
+  if (h.reserved != 0 || head.size() - kFrameHeaderSize < h.length) return false;
+  const uint32_t limit = h.type == static_cast<uint8_t>(FrameType::kMessage)
+                             ? limits_.max_message
+                             : limits_.max_control;
+  if (h.length > limit) return false;  // the general path reports it
+  frame->header = h;
+  frame->payload.Clear();
+  frame->payload.Append(head.Sub(kFrameHeaderSize, h.length));
+  frame->oversized = false;
+  buffer_.RemovePrefix(kFrameHeaderSize + h.length);
   return true;
 }
 

@@ -60,6 +60,11 @@ class FrameDecoder {
   uint64_t skipped() const { return skipped_; }
 
  private:
+  // The common case: the next frame lies whole in the first buffered slice
+  // and breaks no limit. Takes it with one slice operation and returns
+  // true; false leaves everything to the general path.
+  bool TakeWholeFrame(Frame* frame);
+
   const Limits limits_;
   SliceChain buffer_;
   std::optional<FrameHeader> pending_;  // header read, payload incomplete

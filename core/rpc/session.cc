@@ -28,6 +28,15 @@ bool IsCallFrame(uint8_t type) {
   }
 }
 
+// Events are built in place at the end of |out|: a SessionEvent is large
+// (headers, metadata, status, message), and moving one costs more than most
+// of the work that fills it.
+SessionEvent& NewEvent(SessionOutput& out, SessionEventType type) {
+  SessionEvent& e = out.events.emplace_back();
+  e.type = type;
+  return e;
+}
+
 }  // namespace
 
 Session::Session(Role role, const SessionOptions& options, SessionOutput& out)
@@ -125,10 +134,9 @@ void Session::Abort(const absl::Status& why, SessionOutput& out) {
 void Session::EndStream(uint32_t stream, SessionEventType type, CallStatus status,
                         SessionOutput& out) {
   if (streams_.erase(stream) == 0) return;
-  SessionEvent e{type};
+  SessionEvent& e = NewEvent(out, type);
   e.stream = stream;
   e.status = std::move(status);
-  out.events.push_back(std::move(e));
 }
 
 absl::Status Session::OnBytes(SliceChain bytes, SessionOutput& out) {
@@ -161,9 +169,8 @@ absl::Status Session::HandleFrame(Frame& f, SessionOutput& out) {
       Stream* s = Find(h.stream_id);
       if (s == nullptr || s->remote_half_closed) return absl::OkStatus();  // cancelled meanwhile
       s->remote_half_closed = true;
-      SessionEvent e{SessionEventType::kHalfClosed};
+      SessionEvent& e = NewEvent(out, SessionEventType::kHalfClosed);
       e.stream = h.stream_id;
-      out.events.push_back(std::move(e));
       return absl::OkStatus();
     }
     case FrameType::kTrailers:
@@ -178,9 +185,8 @@ absl::Status Session::HandleFrame(Frame& f, SessionOutput& out) {
       if (s->send_window > kMaxWindow) return absl::InvalidArgumentError("window overflow");
       if (s->blocked && s->send_window > 0 && !output_backlogged_) {
         s->blocked = false;
-        SessionEvent e{SessionEventType::kWritable};
+        SessionEvent& e = NewEvent(out, SessionEventType::kWritable);
         e.stream = h.stream_id;
-        out.events.push_back(std::move(e));
       }
       return absl::OkStatus();
     }
@@ -191,9 +197,8 @@ absl::Status Session::HandleFrame(Frame& f, SessionOutput& out) {
       uint8_t raw[8];
       f.payload.CopyTo(absl::MakeSpan(raw));
       if (h.flags & kFlagAck) {
-        SessionEvent e{SessionEventType::kPingAck};
+        SessionEvent& e = NewEvent(out, SessionEventType::kPingAck);
         for (int i = 0; i < 8; ++i) e.ping |= uint64_t{raw[i]} << (8 * i);
-        out.events.push_back(std::move(e));
       } else {
         Emit(FrameType::kPing, 0, std::move(f.payload), out, kFlagAck);
       }
@@ -219,9 +224,8 @@ absl::Status Session::HandleFrame(Frame& f, SessionOutput& out) {
                     out);
         }
       }
-      SessionEvent e{SessionEventType::kGoAway};
+      SessionEvent& e = NewEvent(out, SessionEventType::kGoAway);
       e.goaway = *std::move(g);
-      out.events.push_back(std::move(e));
       return absl::OkStatus();
     }
     default:
@@ -238,7 +242,7 @@ absl::Status Session::HandleSettings(const Frame& f, SessionOutput& out) {
   peer_ = *s;
   peer_settings_received_ = true;
   for (auto& [id, stream] : streams_) stream.send_window += delta;
-  out.events.push_back(SessionEvent{SessionEventType::kSettings});
+  NewEvent(out, SessionEventType::kSettings);
   return absl::OkStatus();
 }
 
@@ -249,10 +253,9 @@ absl::Status Session::HandleHeaders(Frame& f, SessionOutput& out) {
     if (s == nullptr) return absl::OkStatus();  // the call ended locally
     absl::StatusOr<Metadata> md = DecodeMetadata(f.payload, options_.limits);
     if (!md.ok()) return md.status();
-    SessionEvent e{SessionEventType::kInitialMetadata};
+    SessionEvent& e = NewEvent(out, SessionEventType::kInitialMetadata);
     e.stream = id;
     e.metadata = *std::move(md);
-    out.events.push_back(std::move(e));
     return absl::OkStatus();
   }
   // Server: a new call. Ids are odd and increase.
@@ -283,10 +286,9 @@ absl::Status Session::HandleHeaders(Frame& f, SessionOutput& out) {
   s.send_window = peer_.initial_window;
   s.recv_window = options_.local.initial_window;
   stats_.open_streams = streams_.size();
-  SessionEvent e{SessionEventType::kCallStarted};
+  SessionEvent& e = NewEvent(out, SessionEventType::kCallStarted);
   e.stream = id;
   e.headers = *std::move(headers);
-  out.events.push_back(std::move(e));
   return absl::OkStatus();
 }
 
@@ -316,10 +318,9 @@ absl::Status Session::HandleMessage(Frame& f, SessionOutput& out) {
   }
   s->recv_window -= static_cast<int64_t>(f.payload.size());
   ++stats_.messages_in;
-  SessionEvent e{SessionEventType::kMessage};
+  SessionEvent& e = NewEvent(out, SessionEventType::kMessage);
   e.stream = id;
   e.message = std::move(f.payload);
-  out.events.push_back(std::move(e));
   return absl::OkStatus();
 }
 
@@ -429,9 +430,8 @@ void Session::SetOutputBacklogged(bool backlogged, SessionOutput& out) {
   for (auto& [id, s] : streams_) {
     if (!s.blocked || s.send_window <= 0) continue;
     s.blocked = false;
-    SessionEvent e{SessionEventType::kWritable};
+    SessionEvent& e = NewEvent(out, SessionEventType::kWritable);
     e.stream = id;
-    out.events.push_back(std::move(e));
   }
 }
 
