@@ -98,9 +98,6 @@ absl::StatusOr<SliceChain> InProcessConnection::Read(size_t max) {
   }
   absl::StatusOr<SliceChain> data = h->engine().Read(id_, max, h->actions());
   if (data.ok()) bytes_read_ += data->size();
-  if (absl::StatusOr<ConnInfo> info = h->engine().GetInfo(id_, h->reactor().Now()); info.ok()) {
-    engine_copied_ = info->rx_copied_bytes;
-  }
   h->Flush();  // CREDIT_UPDATE; may run handlers, so |this| is not touched after
   return data;
 }
@@ -141,9 +138,7 @@ void InProcessConnection::Close() {
   handler_.reset();  // no events after Close
   VsockNode* h = node();
   if (h == nullptr || !h->IsRegistered(id_)) return;
-  if (absl::StatusOr<ConnInfo> info = h->engine().GetInfo(id_, h->reactor().Now()); info.ok()) {
-    engine_copied_ = info->rx_copied_bytes;
-  }
+  SaveEngineStats();
   h->Unregister(id_);
   h->by_ports_.erase(PortKey(local_port_, peer_port_));
   if (state_ != ConnectionState::kClosed) {
@@ -152,6 +147,14 @@ void InProcessConnection::Close() {
   }
   h->engine().Close(id_, h->reactor().Now(), h->actions());
   h->Flush();
+}
+
+void InProcessConnection::SaveEngineStats() {
+  VsockNode* h = node();
+  if (h == nullptr) return;
+  if (absl::StatusOr<ConnInfo> info = h->engine().GetInfo(id_, h->reactor().Now()); info.ok()) {
+    engine_copied_ = info->rx_copied_bytes;
+  }
 }
 
 Slice InProcessConnection::AllocateWriteBuffer(size_t size, uint8_t** data) {

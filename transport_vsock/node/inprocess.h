@@ -65,6 +65,10 @@ class InProcessConnection final : public transport::Connection, private VsockNod
 
  private:
   friend class VsockNode;
+
+  // Copies the engine's per-connection counters into this object before the
+  // engine forgets the connection (Close) or goes away (~VsockNode).
+  void SaveEngineStats();
   void OnEvent(const Event& event) override;
   // Ends the engine side (Close + unregister) and records |why|.
   void Finish(absl::Status why);
@@ -103,6 +107,10 @@ class InProcessListener final : public transport::Listener {
 
  private:
   friend class VsockNode;
+
+  // Copies the engine's per-connection counters into this object before the
+  // engine forgets the connection (Close) or goes away (~VsockNode).
+  void SaveEngineStats();
   // Hands every waiting connection to the handler (if one is set).
   void AcceptPending();
 

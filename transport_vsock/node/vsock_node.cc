@@ -19,6 +19,7 @@ VsockNode::VsockNode(io::Reactor& reactor, PacketSink& sink, std::unique_ptr<Eng
     : reactor_(reactor), sink_(sink), engine_(std::move(engine)) {}
 
 VsockNode::~VsockNode() {
+  for (auto& [key, conn] : by_ports_) conn->SaveEngineStats();  // outlive the engine
   *alive_ = false;
   *self_ = nullptr;
   if (timer_ != 0) reactor_.CancelTimer(timer_);
@@ -72,6 +73,11 @@ void VsockNode::Dispatch(const Event& event) {
 
 void VsockNode::Flush() {
   if (flushing_) return;  // the outer Flush picks up what this call added
+  if (actions_.empty()) {  // the common case after a read: nothing to move
+    ScheduleTimer();
+    if (after_flush_) after_flush_();
+    return;
+  }
   flushing_ = true;
   while (!actions_.empty()) {
     // Swap rather than move, so the vectors keep their capacity.
