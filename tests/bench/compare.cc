@@ -395,23 +395,43 @@ void MeasureInstructions(Env& env) {
   std::printf("instructions per call (callgrind)...\n");
   std::fflush(stdout);
   const char* kName = "instructions per unary 64 B call (loopback, both ends)";
-  if (kSanitized) {
-    return env.report.Missing(kName, "instr",
-                              "a sanitizer build: valgrind cannot run it (use -c opt)");
-  }
+  const char* kClient = "instructions per unary 64 B call over the device: client + driver";
+  const char* kServer = "instructions per unary 64 B call over the device: device + server";
+  auto missing = [&](const std::string& why) {
+    for (const char* name : {kName, kClient, kServer}) env.report.Missing(name, "instr", why);
+  };
+  if (kSanitized) return missing("a sanitizer build: valgrind cannot run it (use -c opt)");
   absl::StatusOr<double> ir = InstructionsPerCall(env.bin + "/unary_loop", env.tmp, 20,
                                                   env.n.callgrind_n1, env.n.callgrind_n2,
                                                   env.n.callgrind_timeout_s);
   if (absl::IsDeadlineExceeded(ir.status())) {
-    return env.report.Missing(kName, "instr",
-                              "valgrind 3.19 stalls on the io_uring reactor (see "
-                              "docs/benchmarks.md): " + std::string(ir.status().message()));
+    return missing("valgrind 3.19 stalls on the io_uring reactor (see docs/benchmarks.md): " +
+                   std::string(ir.status().message()));
   }
-  if (absl::IsNotFound(ir.status())) return env.report.Missing(kName, "instr", ir.status().ToString());
-  if (!ir.ok()) return env.Fail(kName, ir.status().ToString());
-  env.report.Add(kName, *ir, "instr",
-                 absl::StrCat("(Ir(", env.n.callgrind_n2, ") - Ir(", env.n.callgrind_n1, ")) / ",
-                              env.n.callgrind_n2 - env.n.callgrind_n1));
+  if (absl::IsNotFound(ir.status())) return missing(ir.status().ToString());
+  if (!ir.ok()) {
+    env.Fail(kName, ir.status().ToString());
+    for (const char* name : {kClient, kServer}) {
+      env.report.Missing(name, "instr", "not run: the loopback count failed");
+    }
+    return;
+  }
+  const std::string how = absl::StrCat("(Ir(", env.n.callgrind_n2, ") - Ir(",
+                                       env.n.callgrind_n1, ")) / ",
+                                       env.n.callgrind_n2 - env.n.callgrind_n1);
+  env.report.Add(kName, *ir, "instr", how);
+
+  // The same calls over the driver and the device, each end in its process.
+  absl::StatusOr<DeviceInstructions> dev =
+      InstructionsOverDevice(env.bin, env.tmp, 20, env.n.callgrind_n1, env.n.callgrind_n2,
+                             env.n.callgrind_timeout_s);
+  if (!dev.ok()) {
+    env.Fail(kClient, dev.status().ToString());
+    return env.report.Missing(kServer, "instr", "see the client figure");
+  }
+  const std::string interrupt = how + ", interrupt mode";
+  env.report.Add(kClient, dev->client, "instr", interrupt);
+  env.report.Add(kServer, dev->server, "instr", interrupt);
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,9 @@ for want in ["cache-line ping-pong RTT p50", "gRPC unary 64 B RTT p50",
              "vrpc poll unary 64 B RTT p50", "vrpc interrupt unary 64 B RTT p50",
              "vrpc poll pipelined 64 B (1 client, 1 server thread)",
              "vrpc poll 1 MiB streaming throughput", "vrpc client VmHWM (memory workload)",
-             "instructions per unary 64 B call (loopback, both ends)"]:
+             "instructions per unary 64 B call (loopback, both ends)",
+             "instructions per unary 64 B call over the device: client + driver",
+             "instructions per unary 64 B call over the device: device + server"]:
     assert want in names, ("missing figure", want)
 print("compare smoke: %d figures, %d goals, JSON ok" % (len(figures), len(goals)))
 PY
