@@ -31,6 +31,12 @@ namespace rpc {
 
 inline constexpr size_t kFrameHeaderSize = 12;
 
+// A payload of up to this many bytes is sent copied in right behind its
+// frame header (Session::Emit), so the frames of a small call lie in one
+// piece of memory. Whoever produces such a payload (Serialize) gains
+// nothing from putting it in the transport's memory.
+inline constexpr size_t kInlinePayloadBytes = 256;
+
 enum class FrameType : uint8_t {
   kSettings = 1,      // stream 0; each side's limits, sent first
   kHeaders = 2,       // client: opens a call (method, timeout, metadata);

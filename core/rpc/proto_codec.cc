@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/rpc/frame.h"
 #include "google/protobuf/io/coded_stream.h"
 
 namespace vrpc {
@@ -93,7 +94,11 @@ absl::Status Serialize(const google::protobuf::MessageLite& message, SliceChain*
     return absl::OkStatus();
   }
   uint8_t* data = nullptr;
-  Slice buffer = allocate ? allocate(size, &data) : Slice::Allocate(size, &data);
+  // A small message is copied in behind its frame header when it is sent,
+  // so the transport's memory (DMA blocks from a locked pool) would only be
+  // taken to be copied out of at once: plain memory does.
+  Slice buffer = allocate && size > kInlinePayloadBytes ? allocate(size, &data)
+                                                        : Slice::Allocate(size, &data);
   message.SerializeWithCachedSizesToArray(data);
   out->Append(std::move(buffer));
   return absl::OkStatus();

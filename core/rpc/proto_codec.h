@@ -7,7 +7,9 @@
 //     driver, memory the device reads). A large message is cut into
 //     kSerializeChunk blocks, so each block can be freed as soon as the
 //     transport has sent it, instead of the whole message staying allocated
-//     until its last byte is out;
+//     until its last byte is out. A message of up to kInlinePayloadBytes
+//     goes to plain memory instead: the session copies it in behind its
+//     frame header anyway (frame.h);
 //   - Parse reads through a ZeroCopyInputStream over the received Slices,
 //     which are views of the transport's buffers (guest memory on the host
 //     device), however many pieces the message arrived in.

@@ -219,7 +219,7 @@ class Session {
   // Emit's frame headers: the current block, where to write, how much is used.
   static constexpr size_t kHeaderBlockSize = 2048;
   // Payloads up to this size are copied into the block behind their header.
-  static constexpr size_t kInlinePayload = 256;
+  static constexpr size_t kInlinePayload = kInlinePayloadBytes;
   Slice header_block_;
   uint8_t* header_raw_ = nullptr;
   size_t header_used_ = 0;
