@@ -53,6 +53,18 @@ class Slice {
   // backing. |data| must stay valid and unmodified until then.
   static Slice External(const uint8_t* data, size_t size,
                         absl::AnyInvocable<void() &&> release);
+  // External with a concrete release object (a small struct or lambda, run
+  // once as std::move(release)()): it lives in the reference count's own
+  // allocation, so this costs one allocation where External's type-erased
+  // hook costs two once its captures outgrow AnyInvocable's inline room.
+  template <typename Release>
+  static Slice ExternalWith(const uint8_t* data, size_t size, Release release) {
+    struct Deleter {
+      Release release;
+      void operator()(const void*) { std::move(release)(); }
+    };
+    return Slice(std::shared_ptr<const void>(nullptr, Deleter{std::move(release)}), data, size);
+  }
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }

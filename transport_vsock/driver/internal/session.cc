@@ -173,7 +173,7 @@ absl::Status Session::PublishRx() {
 
 Slice Session::LendRx(uint32_t index, uint32_t len) {
   ++rx_held_;
-  return Slice::External(
+  return Slice::ExternalWith(
       rx_[index].host + kHeaderSize, len,
       [returns = returns_, index, keep = layout_.keepalive, reactor = &reactor_]() {
         std::lock_guard<std::mutex> lock(returns->mu);
@@ -194,10 +194,11 @@ Slice Session::LendRx(uint32_t index, uint32_t len) {
 }
 
 void Session::Recycle() {
-  std::vector<uint32_t> indices;
+  std::vector<uint32_t>& indices = recycled_;
+  indices.clear();
   {
     std::lock_guard<std::mutex> lock(returns_->mu);
-    indices.swap(returns_->indices);
+    indices.swap(returns_->indices);  // both keep a capacity
   }
   rx_held_ -= static_cast<uint32_t>(indices.size());
   if (broken()) return;
@@ -345,7 +346,7 @@ bool Session::BuildTx(Packet& p, std::vector<virtqueue::DriverBuffer>& bufs, Sli
 absl::Status Session::FlushTx(TxCopySink on_copied) {
   if (broken()) return latch_->BrokenError();
   virtqueue::DriverQueue& q = *queues_[kTxQueue];
-  std::vector<virtqueue::DriverBuffer> bufs;
+  std::vector<virtqueue::DriverBuffer>& bufs = tx_bufs_;
   while (!pending_.empty() && !free_tx_slots_.empty()) {
     Packet& p = pending_.front();
     // Descriptors first: a bounce block is only worth taking if the chain

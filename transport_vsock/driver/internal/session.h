@@ -163,6 +163,9 @@ class Session {
     std::vector<uint32_t> indices;  // guarded by mu
     Session* session = nullptr;     // guarded by mu; null once destroyed
   };
+  // Recycle's and FlushTx's scratch vectors, kept for their capacity.
+  std::vector<uint32_t> recycled_;
+  std::vector<virtqueue::DriverBuffer> tx_bufs_;
 
   Session(Bus& bus, io::Reactor& reactor, const SessionConfig& config);
   absl::Status Layout();

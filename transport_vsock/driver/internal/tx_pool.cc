@@ -33,32 +33,46 @@ Slice TxPool::Allocate(size_t size, uint8_t** data) {
     if (it == free_.end()) return Slice();
     offset = it->first;
     const size_t left = it->second - want;
-    free_.erase(it);
-    if (left > 0) free_.emplace(offset + want, left);
+    if (left > 0) {  // the run's node now holds what is left: no allocation
+      auto node = free_.extract(it);
+      node.key() = offset + want;
+      node.mapped() = left;
+      free_.insert(std::move(node));
+    } else {
+      free_.erase(it);
+    }
     used_units_ += want;
   }
   uint8_t* block = region_.host + offset * kUnit;
   *data = block;
-  return Slice::External(block, size,
-                         [pool = shared_from_this(), offset, want]() { pool->Free(offset, want); });
+  return Slice::ExternalWith(block, size,
+                             [pool = shared_from_this(), offset, want]() { pool->Free(offset, want); });
 }
 
 void TxPool::Free(size_t offset, size_t units) {
   std::lock_guard<std::mutex> lock(mu_);
   used_units_ -= units;
   auto next = free_.lower_bound(offset);
-  // Merge with the following free run.
-  if (next != free_.end() && next->first == offset + units) {
-    units += next->second;
-    next = free_.erase(next);
-  }
-  // Merge with the preceding free run.
+  const bool joins_next = next != free_.end() && next->first == offset + units;
+  // Merge with the preceding free run (and the following one too).
   if (next != free_.begin()) {
     auto prev = std::prev(next);
     if (prev->first + prev->second == offset) {
       prev->second += units;
+      if (joins_next) {
+        prev->second += next->second;
+        free_.erase(next);
+      }
       return;
     }
+  }
+  // Merge with the following free run: its node moves down to |offset|.
+  if (joins_next) {
+    auto node = free_.extract(next);
+    node.key() = offset;
+    node.mapped() += units;
+    free_.insert(std::move(node));
+    return;
   }
   free_.emplace_hint(next, offset, units);
 }
