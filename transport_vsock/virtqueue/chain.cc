@@ -68,26 +68,23 @@ absl::Status ForEachSegmentIn(const GuestMemory& memory,
         write ? "writable" : "readable"));
   }
   if (len == 0) return absl::OkStatus();
-  // Pass 1: every piece mapped, before any byte is touched.
+  // Pass 1: every piece mapped and translated, before any byte is touched.
+  GuestMemory::Segments segments;
   const bool mapped = ForEachPiece(descs, offset, len, [&](uint64_t addr, uint64_t n) {
-    return memory.IsMapped(addr, n);
+    return memory.AppendSegments(addr, n, segments);
   });
   if (!mapped) {
     return absl::OutOfRangeError("chain buffer is not mapped in guest memory");
   }
-  // Pass 2: hand out host pieces; cannot fail after pass 1.
-  ForEachPiece(descs, offset, len, [&](uint64_t addr, uint64_t n) {
-    absl::Status s = memory.ForEachSegment(addr, n, [&](uint64_t g, absl::Span<uint8_t> host) {
-      if (write) {
-        memory.ObserveWrite(g, host.size());
-      } else {
-        memory.ObserveRead(g, host.size());
-      }
-      fn(g, host);
-    });
-    VRPC_DCHECK(s.ok()) << s;
-    return true;
-  });
+  // Pass 2: hand them out.
+  for (const GuestMemory::Segment& s : segments) {
+    if (write) {
+      memory.ObserveWrite(s.guest_addr, s.host.size());
+    } else {
+      memory.ObserveRead(s.guest_addr, s.host.size());
+    }
+    fn(s.guest_addr, s.host);
+  }
   return absl::OkStatus();
 }
 

@@ -148,6 +148,23 @@ absl::Status GuestMemory::ForEachSegment(
   return absl::OkStatus();
 }
 
+bool GuestMemory::AppendSegments(uint64_t addr, uint64_t len, Segments& out) const {
+  if (len == 0) return true;
+  if (RangeOverflows(addr, len)) return false;
+  uint64_t cur = addr;
+  uint64_t remaining = len;
+  while (remaining > 0) {  // at most regions().size() steps, as in IsMapped
+    const MemoryRegion* r = FindRegion(cur);
+    if (r == nullptr) return false;
+    const uint64_t offset = cur - r->guest_addr;
+    const uint64_t chunk = std::min(remaining, r->size - offset);
+    out.push_back({cur, absl::Span<uint8_t>(r->host_addr + offset, static_cast<size_t>(chunk))});
+    cur += chunk;
+    remaining -= chunk;
+  }
+  return true;
+}
+
 bool GuestMemory::IsMapped(uint64_t addr, uint64_t len) const {
   if (len == 0) return true;
   if (RangeOverflows(addr, len)) return false;

@@ -44,6 +44,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -99,6 +100,19 @@ class GuestMemory {
   absl::Status ForEachSegment(
       uint64_t addr, uint64_t len,
       absl::FunctionRef<void(uint64_t guest_addr, absl::Span<uint8_t> host)> fn) const;
+
+  // A range's host bytes, one per region piece (AppendSegments).
+  struct Segment {
+    uint64_t guest_addr = 0;
+    absl::Span<uint8_t> host;
+  };
+  using Segments = absl::InlinedVector<Segment, 4>;
+  // Appends the region pieces of [addr, addr + len) to |out|, in address
+  // order, and returns true; false if any byte is unmapped or addr + len
+  // overflows (|out| may then hold some of the pieces: discard it). One
+  // region lookup per piece: the check and the translation in one walk, for
+  // callers that check a whole chain before touching any of it.
+  bool AppendSegments(uint64_t addr, uint64_t len, Segments& out) const;
 
   // Checks the whole range like ForEachSegment, then copies guest
   // [addr, addr + out.size()) into |out|, reading each guest byte once
