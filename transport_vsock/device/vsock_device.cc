@@ -353,6 +353,21 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
   // A len the chain can't back (or over 64 KiB) goes on with no payload: the
   // engine answers the mismatch with RST.
   const uint32_t take = header.len <= kMaxPacketPayload && header.len <= available ? header.len : 0;
+  if (take < options_.copy_below) {  // copied, and the chain completed now
+    SliceChain payload;
+    if (take > 0) {
+      uint8_t* data = nullptr;
+      Slice copied = Slice::Allocate(take, &data);
+      if (!q.ReadChain(chain, kHeaderSize, absl::MakeSpan(data, take)).ok()) {
+        return Violation(q.latch().status());
+      }
+      payload.Append(std::move(copied));
+      stats_.copied_bytes += take;
+    }
+    if (!q.PushUsed(chain.head(), 0).ok()) return Violation(q.latch().status());
+    host_->OnGuestPacket(header, std::move(payload), take);
+    return;
+  }
   auto completion = std::make_shared<TxCompletion>(
       completions_, &reactor_, rings_[kTx].generation, chain.head(), q.memory().keepalive());
   SliceChain payload;

@@ -11,9 +11,12 @@
 // descriptors however the guest likes (Linux 6.2+ puts both in one). The
 // header is copied out once; the payload is handed to the engine as Slices
 // pointing into guest memory (zero copy) and the chain goes back to the used
-// ring when the last Slice is released. If half the ring is held that way,
-// payloads are copied instead so host applications that sit on data cannot
-// starve the guest's tx ring (counted in stats().copied_bytes).
+// ring when the last Slice is released. A payload shorter than copy_below
+// is copied out instead and its chain goes back at once: for an RPC's small
+// frames the copy costs far less than tracking the chain's release (and the
+// engine copies payloads that small anyway). If half the ring is held,
+// payloads are copied too, so host applications that sit on data cannot
+// starve the guest's tx ring. Copies count in stats().copied_bytes.
 // rx (host -> guest): engine packets are written into the guest's rx
 // buffers; a payload larger than the buffer is split into several RW
 // packets (Linux guests post 4 KiB buffers), EOM/EOR only on the last.
@@ -70,13 +73,16 @@ struct VsockDeviceOptions {
   uint32_t tx_budget = 256;
   // Engine packets allowed to wait for guest rx buffers before tx pauses.
   size_t max_pending_rx = 4096;
+  // tx payloads shorter than this are copied and their chain completed at
+  // once; longer ones are handed over in place (zero copy).
+  uint32_t copy_below = 512;
 };
 
 struct VsockDeviceStats {
   uint64_t tx_packets = 0;
   uint64_t rx_packets = 0;        // packets written to the guest (after splits)
   uint64_t malformed_chains = 0;  // tx chains too short for a header
-  uint64_t copied_bytes = 0;      // tx payload bytes copied (ring pressure)
+  uint64_t copied_bytes = 0;      // tx payload bytes copied (small, or ring pressure)
   uint64_t zero_copy_bytes = 0;   // tx payload bytes handed over in place
   uint64_t transport_resets_sent = 0;
   uint64_t polls = 0;  // ring polls in kPoll / kAdaptive mode

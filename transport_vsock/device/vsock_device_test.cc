@@ -214,6 +214,45 @@ TEST_P(RingCountTest, ConnectAndSendZeroCopyChainReturnsWhenHostDropsSlices) {
 
 INSTANTIATE_TEST_SUITE_P(Rings, RingCountTest, ::testing::Values(2u, 3u));
 
+// A payload shorter than copy_below (an RPC's small frames) is copied out
+// and its chain comes back in the same turn; one of copy_below bytes is
+// still handed over in place.
+TEST_F(VsockDeviceTest, SmallPayloadIsCopiedAndItsChainReturnsAtOnce) {
+  VsockDeviceOptions options;
+  options.copy_below = 256;
+  Create(options);
+  StartSession(2);
+  Listen(kPort);
+  Accepted* a = Connect(1234);
+  ASSERT_NE(a, nullptr);
+  TakeTxUsed();
+
+  const std::string small = Pattern(255, 2);
+  VRPC_ASSERT_OK_AND_ASSIGN(uint16_t head, guest_->Send(GuestHeader(Op::kRw, 1234, kPort), small));
+  const uint64_t payload_addr = guest_->last_tx()[1].addr;
+  Run();
+  EXPECT_THAT(TakeTxUsed(), ::testing::ElementsAre(head)) << "held although copied";
+  EXPECT_EQ(device_->stats().copied_bytes, small.size());
+  EXPECT_EQ(device_->stats().zero_copy_bytes, 0u);
+  guest_->At(payload_addr)[0] ^= 0xff;  // the guest reuses its buffer
+  VRPC_ASSERT_OK_AND_ASSIGN(SliceChain got, a->conn->Read(SIZE_MAX));
+  EXPECT_EQ(got.ToString(), small) << "the copy must not see the guest's later writes";
+  EXPECT_EQ(a->conn->stats().rx_bytes_copied, small.size());
+
+  const std::string big = Pattern(256, 3);
+  VRPC_ASSERT_OK_AND_ASSIGN(head, guest_->Send(GuestHeader(Op::kRw, 1234, kPort), big));
+  Run();
+  EXPECT_TRUE(TakeTxUsed().empty()) << "chain returned while the engine holds its payload";
+  EXPECT_EQ(device_->stats().zero_copy_bytes, big.size());
+  VRPC_ASSERT_OK_AND_ASSIGN(got, a->conn->Read(SIZE_MAX));
+  EXPECT_EQ(got.ToString(), big);
+  got.Clear();
+  Run();
+  EXPECT_THAT(TakeTxUsed(), ::testing::ElementsAre(head));
+  EXPECT_FALSE(device_->broken());
+  EndSessionAndExpectReleased();
+}
+
 // ---------------------------------------------------------------------------
 // 2. Header and payload split across descriptors however the guest likes.
 
