@@ -13,7 +13,7 @@ namespace agent_test {
 
 using virtio_user_test::ChildProcess;
 using virtio_user_test::Runfile;
-using virtio_user_test::WaitForSocket;
+using virtio_user_test::WaitForText;
 
 absl::StatusOr<std::unique_ptr<AgentProcesses>> AgentProcesses::Start() {
   std::unique_ptr<AgentProcesses> p(new AgentProcesses());
@@ -28,9 +28,11 @@ absl::StatusOr<std::unique_ptr<AgentProcesses>> AgentProcesses::Start() {
       d + "/host_agent.log", /*control=*/false);
   if (!host.ok()) return host.status();
   p->host_ = *std::move(host);
-  if (!WaitForSocket(d + "/vm.vsock", absl::Seconds(20)) ||
-      !WaitForSocket(d + "/gw.sock", absl::Seconds(20))) {
-    return absl::DeadlineExceededError("the host agent did not create its sockets");
+  // Its log lines, not the socket files: those appear at bind(), a moment
+  // before listen(), when a connect is still refused.
+  if (!WaitForText(d + "/host_agent.log", " ready: vhost-user socket", absl::Seconds(20)) ||
+      !WaitForText(d + "/host_agent.log", "gRPC gateway on unix:", absl::Seconds(20))) {
+    return absl::DeadlineExceededError("the host agent did not get ready (see host_agent.log)");
   }
   auto guest = ChildProcess::Spawn(
       {Runfile("guest_agent/guest_agent"),

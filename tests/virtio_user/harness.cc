@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <condition_variable>
 #include <utility>
@@ -85,11 +87,14 @@ std::string Runfile(const std::string& path) {
   return absl::StrCat(srcdir, "/vrpc/", path);
 }
 
-bool WaitForSocket(const std::string& path, absl::Duration timeout) {
+bool WaitForText(const std::string& path, const std::string& text, absl::Duration timeout,
+                 size_t from) {
   const absl::Time deadline = absl::Now() + timeout;
-  struct stat st;
   while (absl::Now() < deadline) {
-    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    std::ifstream in(path);
+    const std::string content((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+    if (content.size() > from && content.find(text, from) != std::string::npos) return true;
     absl::SleepFor(absl::Milliseconds(10));
   }
   return false;
@@ -203,13 +208,19 @@ absl::StatusOr<std::string> ChildProcess::ReadLine(absl::Duration timeout) {
 absl::StatusOr<std::unique_ptr<ChildProcess>> StartAgent(const std::string& dir,
                                                          const std::string& ring_mode) {
   const VmPaths vm(dir);
+  const std::string log = dir + "/agent.log";
+  struct stat before;
+  const size_t from = ::stat(log.c_str(), &before) == 0 ? static_cast<size_t>(before.st_size) : 0;
   auto agent = ChildProcess::Spawn({Runfile("host_agent/host_agent"), "--guest-cid",
                                     absl::StrCat(kGuestCid), "--socket", vm.socket, "--uds-path",
                                     vm.uds, "--ring-mode", ring_mode},
-                                   dir + "/agent.log", /*control=*/false);
+                                   log, /*control=*/false);
   if (!agent.ok()) return agent.status();
-  if (!WaitForSocket(vm.socket, absl::Seconds(20)) || !WaitForSocket(vm.uds, absl::Seconds(5))) {
-    return absl::DeadlineExceededError("host_agent did not create its sockets");
+  // The agent logs "ready" once its sockets listen (this run's line: a
+  // restarted agent appends to the same log); the socket files alone
+  // appear a moment earlier (at bind), when a connect is refused.
+  if (!WaitForText(log, " ready: vhost-user socket", absl::Seconds(20), from)) {
+    return absl::DeadlineExceededError("host_agent did not get ready (see agent.log)");
   }
   return agent;
 }

@@ -64,8 +64,10 @@ std::string Runfile(const std::string& path);
 // through ChildProcess (gdb), for diagnosing a hang.
 void DumpStacks();
 
-// Waits until |path| exists as a socket (or |timeout| passes).
-bool WaitForSocket(const std::string& path, absl::Duration timeout);
+// Waits until the file at |path| contains |text| at or after byte |from|
+// (or |timeout| passes).
+bool WaitForText(const std::string& path, const std::string& text, absl::Duration timeout,
+                 size_t from = 0);
 
 // A child process: one of this workspace's binaries (a data dependency),
 // its stderr appended to a log file; optionally with its stdin and stdout
