@@ -90,7 +90,10 @@ class VsockDevice::TxCompletion {
 absl::StatusOr<std::unique_ptr<VsockDevice>> VsockDevice::Create(
     const VsockDeviceOptions& options, io::Reactor& reactor) {
   std::unique_ptr<VsockDevice> device(new VsockDevice(options, reactor));
-  auto host = VsockHost::Create(options.host, reactor, *device);
+  VsockHostOptions host_options = options.host;
+  // A sleeping guest is woken early by our CREDIT_UPDATE (engine.h).
+  host_options.engine.credit_update_on_drain = options.notify_mode != RingNotifyMode::kPoll;
+  auto host = VsockHost::Create(host_options, reactor, *device);
   if (!host.ok()) return host.status();
   device->host_ = *std::move(host);
   return device;

@@ -66,6 +66,7 @@ enum class RingNotifyMode {
 absl::StatusOr<RingNotifyMode> ParseRingNotifyMode(absl::string_view name);
 
 struct VsockDeviceOptions {
+  // host.engine.credit_update_on_drain is set: on unless notify_mode is kPoll.
   VsockHostOptions host;
   RingNotifyMode notify_mode = RingNotifyMode::kInterrupt;
   uint32_t adaptive_idle_polls = 256;

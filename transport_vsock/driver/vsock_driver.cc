@@ -107,6 +107,8 @@ absl::Status VsockDriver::BringUp() {
     VRPC_ASSIGN_OR_RETURN(const uint64_t cid, ReadGuestCid(*bus_));
     if (node_ == nullptr) {
       EngineConfig config = options_.engine;
+      // A sleeping device is woken early by our CREDIT_UPDATE (engine.h).
+      config.credit_update_on_drain = options_.notify_mode != DriverNotifyMode::kPoll;
       config.local_cid = cid;
       config.peer_cid = kCidHost;
       VRPC_ASSIGN_OR_RETURN(node_, VsockNode::Create(config, reactor_, *this));

@@ -89,7 +89,8 @@ struct VsockDriverOptions {
   size_t max_pending_tx = 4096;
   absl::Duration reconnect_min = absl::Milliseconds(10);
   absl::Duration reconnect_max = absl::Seconds(1);
-  // Engine tuning; local_cid and peer_cid are filled in.
+  // Engine tuning; local_cid and peer_cid are filled in, and
+  // credit_update_on_drain is on unless notify_mode is kPoll.
   EngineConfig engine;
 };
 

@@ -230,6 +230,22 @@ TEST_F(LoopbackTest, RequestResponseSendsNoCreditUpdates) {
   EXPECT_EQ(guest().Info(g)->credit.peer_fwd_cnt, 3u * 7);
 }
 
+// With credit_update_on_drain (the driver and device in interrupt mode),
+// reading the request sends an update at once, before the reply exists.
+TEST_F(LoopbackTest, CreditUpdateOnDrainAdvertisesEachRead) {
+  LoopbackLink::Options options;
+  options.host.credit_update_on_drain = true;
+  Make(options);
+  auto [g, h] = Establish();
+  trace_.clear();
+  EXPECT_THAT(guest().Write(g, "request"), IsOkAndHolds(7u));
+  link_->Pump();
+  EXPECT_THAT(host().Read(h), IsOkAndHolds("request"));
+  link_->Pump();
+  EXPECT_THAT(trace_, ElementsAre("guest RW", "host CREDIT_UPDATE"));
+  EXPECT_EQ(guest().Info(g)->credit.peer_fwd_cnt, 7u);
+}
+
 TEST_F(LoopbackTest, CountersWrapPast2To32) {
   LoopbackLink::Options options;
   options.host.buf_alloc = 64 * 1024;

@@ -65,12 +65,12 @@ void CreditAccount::OnConsume(uint32_t n) {
 
 void CreditAccount::SetBufAlloc(uint32_t buf_alloc) { buf_alloc_ = buf_alloc; }
 
-bool CreditAccount::ShouldAdvertise(uint32_t threshold) const {
+bool CreditAccount::ShouldAdvertise(uint32_t threshold, bool on_drain) const {
   const uint32_t unadvertised = fwd_cnt_ - advertised_fwd_cnt_;
   if (buf_alloc_ != advertised_buf_alloc_) return true;
   if (unadvertised == 0) return false;
   if (unadvertised >= std::min(threshold, std::max<uint32_t>(buf_alloc_ / 2, 1))) return true;
-  return peer_waiting_ && Buffered() == 0;
+  return (peer_waiting_ || on_drain) && Buffered() == 0;
 }
 
 void CreditAccount::MarkAdvertised() {

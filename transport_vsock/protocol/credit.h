@@ -89,12 +89,13 @@ class CreditAccount {
   //     last advertisement. A sender blocked at zero credit has a whole
   //     buf_alloc unadvertised once we drain, so it always learns (also with
   //     a buf_alloc below |threshold|, vsock_test 23);
-  //   - the receive queue drained while the peer waits (OnCreditRequest).
-  // A drained queue alone does not advertise: the next packet we send for
-  // any reason carries fwd_cnt, so a request/response exchange needs no
+  //   - the receive queue drained while the peer waits (OnCreditRequest),
+  //     or with |on_drain| (EngineConfig::credit_update_on_drain).
+  // Otherwise a drained queue does not advertise: the next packet we send
+  // for any reason carries fwd_cnt, so a request/response exchange needs no
   // OP_CREDIT_UPDATE at all (Linux's rule is lazier still: it waits until
   // the peer may have less than 64 KiB left).
-  bool ShouldAdvertise(uint32_t threshold) const;
+  bool ShouldAdvertise(uint32_t threshold, bool on_drain = false) const;
 
   // Records that a packet carrying buf_alloc() and fwd_cnt() was sent.
   void MarkAdvertised();

@@ -149,6 +149,19 @@ TEST(CreditAccountTest, SenderBlockedAtZeroAlwaysLearns) {
   EXPECT_TRUE(credit.ShouldAdvertise(64 * 1024));
 }
 
+// credit_update_on_drain: every drain is advertised (the update wakes a
+// sleeping peer early), and nothing when there is nothing new to say.
+TEST(CreditAccountTest, OnDrainAdvertisesEveryDrain) {
+  CreditAccount credit(256 * 1024, 1 << 20);
+  VRPC_ASSERT_OK(credit.OnReceive(100));
+  credit.OnConsume(60);
+  EXPECT_FALSE(credit.ShouldAdvertise(64 * 1024, /*on_drain=*/true));  // not drained
+  credit.OnConsume(40);
+  EXPECT_TRUE(credit.ShouldAdvertise(64 * 1024, /*on_drain=*/true));
+  credit.MarkAdvertised();
+  EXPECT_FALSE(credit.ShouldAdvertise(64 * 1024, /*on_drain=*/true));
+}
+
 // A peer that asked for credit (a SEQPACKET sender waiting for room for a
 // whole message) learns of every drain until it sends again.
 TEST(CreditAccountTest, WaitingPeerLearnsOfEachDrain) {

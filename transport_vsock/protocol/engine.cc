@@ -766,7 +766,8 @@ void Engine::EndBlocked(Connection& c, absl::Time now) {
 
 void Engine::MaybeAdvertiseCredit(Connection& c, Actions& out) {
   if (c.state != ConnState::kEstablished || (c.peer_shutdown & kShutdownSend)) return;
-  if (c.credit.ShouldAdvertise(config_.credit_update_threshold)) {
+  if (c.credit.ShouldAdvertise(config_.credit_update_threshold,
+                               config_.credit_update_on_drain)) {
     Emit(c, Op::kCreditUpdate, 0, {}, out);
   }
 }

@@ -62,6 +62,14 @@ struct EngineConfig {
   uint32_t max_packet_payload = kMaxPacketPayload;
   // Send CREDIT_UPDATE once this many consumed bytes are unadvertised.
   uint32_t credit_update_threshold = 64 * 1024;
+  // Also send one whenever a read drains the receive queue. Off, a
+  // request/response exchange needs no CREDIT_UPDATE (the reply carries
+  // fwd_cnt). On, the update reaches the peer while we work on what we
+  // read: where the peer sleeps between packets (interrupt-driven rings on
+  // a VM) it wakes during our work instead of after it, which hides a
+  // wake-up from each exchange. The driver and the device turn it on
+  // unless they poll.
+  bool credit_update_on_drain = false;
   // Received payloads shorter than this are copied (see rx_queue.h).
   uint32_t copy_below = 128;
   absl::Duration connect_timeout = absl::Seconds(2);
