@@ -38,7 +38,7 @@ void ClientStream::Write(SliceChain message) {
 
 void ClientStream::WriteMessage(const google::protobuf::MessageLite& message) {
   SliceChain out;
-  if (!Serialize(message, &out, channel_->write_allocator()).ok()) return Cancel();
+  if (!SerializeFor(message, &out, *channel_).ok()) return Cancel();
   Write(std::move(out));
 }
 

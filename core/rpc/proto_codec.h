@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "core/buffer/slice.h"
+#include "core/rpc/frame.h"
 #include "google/protobuf/io/zero_copy_stream.h"
 #include "google/protobuf/message_lite.h"
 
@@ -41,6 +42,17 @@ inline constexpr size_t kSerializeChunk = 64 * 1024;
 // is not initialized (missing required fields) or over 2 GiB.
 absl::Status Serialize(const google::protobuf::MessageLite& message, SliceChain* out,
                        const BufferAllocator& allocate = nullptr);
+
+// Serialize with |source|.write_allocator() (a Channel) asked for only when
+// the message is too large to be copied in behind its frame header: a
+// small one goes to plain memory anyway, and asking costs a Channel a lock
+// and a copy of its allocator.
+template <typename Source>
+absl::Status SerializeFor(const google::protobuf::MessageLite& message, SliceChain* out,
+                          Source& source) {
+  if (message.ByteSizeLong() <= kInlinePayloadBytes) return Serialize(message, out);
+  return Serialize(message, out, source.write_allocator());
+}
 
 // Parses |in| into |message|. kInvalidArgument if the bytes are not a valid
 // message of that type.

@@ -225,7 +225,7 @@ class ClientReadReactor : private internal::ClientStream {
   void StartCall(const std::shared_ptr<Channel>& channel, std::string method,
                  ClientContext* context, const Req& request) {
     SliceChain out;
-    if (!Serialize(request, &out, channel->write_allocator()).ok()) {
+    if (!SerializeFor(request, &out, *channel).ok()) {
       bad_ = "could not serialize the request";
       Begin(channel, std::move(method), context);
       return Cancel();

@@ -45,7 +45,7 @@ template <typename Req, typename Resp>
 absl::Status UnaryCall(const std::shared_ptr<Channel>& channel, const std::string& method,
                        ClientContext* context, const Req& request, Resp* response) {
   SliceChain out;
-  if (absl::Status s = Serialize(request, &out, channel->write_allocator()); !s.ok()) return s;
+  if (absl::Status s = SerializeFor(request, &out, *channel); !s.ok()) return s;
   SliceChain in;
   if (absl::Status s = BlockingUnaryCall(channel, method, context, std::move(out), &in); !s.ok()) {
     return s;
@@ -108,7 +108,7 @@ void AsyncUnaryCall(const std::shared_ptr<Channel>& channel, const std::string& 
                     ClientContext* context, const Req& request, Resp* response,
                     std::function<void(absl::Status)> done) {
   SliceChain out;
-  if (absl::Status s = Serialize(request, &out, channel->write_allocator()); !s.ok()) {
+  if (absl::Status s = SerializeFor(request, &out, *channel); !s.ok()) {
     return done(s);
   }
   auto* observer = new internal::AsyncUnary<Resp>(response, std::move(done));
@@ -124,7 +124,7 @@ class ClientReader {
                ClientContext* context, const Req& request)
       : call_(channel, method, context) {
     SliceChain out;
-    status_ = Serialize(request, &out, channel->write_allocator());
+    status_ = SerializeFor(request, &out, *channel);
     if (status_.ok()) call_.Write(std::move(out));
     call_.WritesDone();
   }
@@ -159,7 +159,7 @@ class ClientWriter {
         parse_([response](const SliceChain& in) { return Parse(in, response); }) {}
   bool Write(const Req& message) {
     SliceChain out;
-    if (!Serialize(message, &out, channel_->write_allocator()).ok()) return false;
+    if (!SerializeFor(message, &out, *channel_).ok()) return false;
     return call_.Write(std::move(out));
   }
   bool WritesDone() {
@@ -191,7 +191,7 @@ class ClientReaderWriter {
       : channel_(channel), call_(channel, method, context) {}
   bool Write(const Req& message) {
     SliceChain out;
-    if (!Serialize(message, &out, channel_->write_allocator()).ok()) return false;
+    if (!SerializeFor(message, &out, *channel_).ok()) return false;
     return call_.Write(std::move(out));
   }
   bool WritesDone() {
