@@ -123,7 +123,7 @@ void RpcConnection::ScheduleWrite() {
 }
 
 void RpcConnection::Flush() {
-  if (flushing_) return;
+  if (flushing_ || out_.empty()) return;  // nested, or nothing to do
   flushing_ = true;
   std::shared_ptr<RpcConnection*> alive = alive_;
   while (*alive && !out_.empty()) {
