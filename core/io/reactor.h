@@ -71,7 +71,8 @@ class Reactor {
 
   // The reactor's clock: the time protocol engines are given. Loops may
   // read the clock once per turn and answer callbacks with that (as libuv's
-  // uv_now does): a callback sees the time its turn started.
+  // uv_now does): every callback of a turn sees the same time, read no
+  // earlier than the turn's start.
   virtual absl::Time Now() const = 0;
 
   // True when called from one of this reactor's callbacks, on its thread:

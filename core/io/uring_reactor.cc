@@ -278,7 +278,7 @@ void UringReactor::RunPollers() {
 absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
   RunningScope scope(this);
   absl::Duration wait = pollers_.empty() ? std::min(max_wait, kMaxWait) : absl::ZeroDuration();
-  if (!timer_order_.empty()) {
+  if (!timer_order_.empty() && wait > absl::ZeroDuration()) {
     wait = std::max(absl::ZeroDuration(),
                     std::min(wait, timer_order_.begin()->first - absl::Now()));
   }
@@ -316,7 +316,7 @@ absl::Status UringReactor::RunOnce(absl::Duration max_wait) {
     std::lock_guard<std::mutex> lock(post_mu_);
     waiting_ = false;
   }
-  turn_start_ = absl::Now();
+  turn_time_valid_ = false;  // Now() reads the clock when first asked
   // Without a wait, completions are read from the shared ring as they are:
   // the kernel posts poll completions without our entering it.
   unsigned head;

@@ -42,9 +42,18 @@ class UringReactor final : public Reactor {
   void Post(absl::AnyInvocable<void()> fn) override;
   PollerId AddPoller(absl::AnyInvocable<void()> fn) override;
   void RemovePoller(PollerId id) override;
-  // From this loop's callbacks: when the current turn started (its wait
-  // ended); from other threads: absl::Now().
-  absl::Time Now() const override { return InLoop() ? turn_start_ : absl::Now(); }
+  // From this loop's callbacks: the time of the current turn, read once,
+  // when the turn first asks (a polling loop's empty turns never read the
+  // clock), and the same for every callback of the turn; from other
+  // threads: absl::Now().
+  absl::Time Now() const override {
+    if (!InLoop()) return absl::Now();
+    if (!turn_time_valid_) {
+      turn_start_ = absl::Now();
+      turn_time_valid_ = true;
+    }
+    return turn_start_;
+  }
   bool InLoop() const override;
 
   // Runs the loop on the calling thread until Stop(). Returns the first
@@ -92,7 +101,8 @@ class UringReactor final : public Reactor {
   std::multimap<absl::Time, TimerId> timer_order_;
   absl::flat_hash_map<TimerId, std::pair<absl::Time, absl::AnyInvocable<void()>>> timers_;
   std::atomic<bool> stop_{false};
-  absl::Time turn_start_;  // loop thread: Now() for callbacks
+  mutable absl::Time turn_start_;      // loop thread: Now() for callbacks
+  mutable bool turn_time_valid_ = false;  // loop thread: turn_start_ read this turn
   // std::mutex, not absl::Mutex: Debian's Abseil is not built with TSan
   // annotations, so --config=tsan could not see an absl::Mutex.
   std::mutex post_mu_;
