@@ -358,15 +358,7 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
   const uint32_t take = header.len <= kMaxPacketPayload && header.len <= available ? header.len : 0;
   if (take < options_.copy_below) {  // copied, and the chain completed now
     SliceChain payload;
-    if (take > 0) {
-      uint8_t* data = nullptr;
-      Slice copied = Slice::Allocate(take, &data);
-      if (!q.ReadChain(chain, kHeaderSize, absl::MakeSpan(data, take)).ok()) {
-        return Violation(q.latch().status());
-      }
-      payload.Append(std::move(copied));
-      stats_.copied_bytes += take;
-    }
+    if (take > 0 && !CopyTxPayload(chain, take, payload)) return Violation(q.latch().status());
     if (!q.PushUsed(chain.head(), 0).ok()) return Violation(q.latch().status());
     host_->OnGuestPacket(header, std::move(payload), take);
     return;
@@ -379,13 +371,7 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
   if (q.in_flight() > q.size() / 2) DrainCompletions();
   const bool copy = q.in_flight() > q.size() / 2;
   if (take > 0 && copy) {
-    uint8_t* data = nullptr;
-    Slice copied = Slice::Allocate(take, &data);
-    if (!q.ReadChain(chain, kHeaderSize, absl::MakeSpan(data, take)).ok()) {
-      return Violation(q.latch().status());
-    }
-    payload.Append(std::move(copied));
-    stats_.copied_bytes += take;
+    if (!CopyTxPayload(chain, take, payload)) return Violation(q.latch().status());
   } else if (take > 0) {
     absl::Status s = q.ForEachReadableSegment(
         chain, kHeaderSize, take, [&](uint64_t, absl::Span<uint8_t> host) {
@@ -397,6 +383,18 @@ void VsockDevice::HandleTxChain(const virtqueue::Chain& chain) {
   }
   completion.reset();  // now only the payload Slices hold the chain
   host_->OnGuestPacket(header, std::move(payload), copy ? take : 0);
+}
+
+bool VsockDevice::CopyTxPayload(const virtqueue::Chain& chain, uint32_t take,
+                                SliceChain& payload) {
+  uint8_t* data = nullptr;
+  Slice copied = Slice::Allocate(take, &data);
+  if (!rings_[kTx].queue->ReadChain(chain, kHeaderSize, absl::MakeSpan(data, take)).ok()) {
+    return false;
+  }
+  payload.Append(std::move(copied));
+  stats_.copied_bytes += take;
+  return true;
 }
 
 std::string VsockDevice::DebugString() const {

@@ -140,6 +140,9 @@ class VsockDevice final : public vhost_user::DeviceHooks, private PacketSink {
   void WatchKick(uint32_t index);
   void ProcessTx();
   void HandleTxChain(const virtqueue::Chain& chain);
+  // Copies |take| payload bytes of a tx chain into |payload| (counted in
+  // copied_bytes); false if the ring broke meanwhile.
+  bool CopyTxPayload(const virtqueue::Chain& chain, uint32_t take, SliceChain& payload);
   void ProcessRx();
   bool WriteRxPacket(const virtqueue::Chain& chain);
   void ProcessEvents();
