@@ -22,15 +22,19 @@ BlockingCall::~BlockingCall() {
 }
 
 bool BlockingCall::Write(SliceChain message) {
+  uint64_t mine;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return false;
     ++writes_in_flight_;
+    mine = ++writes_started_;
   }
   call_->Write(std::move(message));
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return writes_in_flight_ == 0; });
-  return last_write_.ok() && !finished_;
+  // This write's own report decides (one write at a time): the end of the
+  // call settles a write without one, and then it was not taken.
+  return writes_reported_ >= mine && last_write_.ok();
 }
 
 void BlockingCall::WritesDone() { call_->WritesDone(); }
@@ -66,6 +70,7 @@ void BlockingCall::OnMessage(SliceChain message) {
 void BlockingCall::OnWriteDone(const absl::Status& status) {
   std::lock_guard<std::mutex> lock(mu_);
   last_write_ = status;
+  ++writes_reported_;
   if (writes_in_flight_ > 0) --writes_in_flight_;
   cv_.notify_all();
 }

@@ -17,6 +17,7 @@
 
 #include <condition_variable>
 #include <memory>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -39,7 +40,9 @@ class BlockingCall final : private ClientCallObserver {
   BlockingCall(const BlockingCall&) = delete;
   BlockingCall& operator=(const BlockingCall&) = delete;
 
-  // False once the call ended (Finish() tells why).
+  // True when the call took the message; false if it had ended first
+  // (Finish() tells why). A call that ends right after taking the message
+  // (the server answered and gave up meanwhile) still took it.
   bool Write(SliceChain message);
   void WritesDone();
   // The next response; false at the end of the responses (or the call).
@@ -57,6 +60,8 @@ class BlockingCall final : private ClientCallObserver {
   std::condition_variable cv_;
   MessageQueue inbox_;
   int writes_in_flight_ = 0;
+  uint64_t writes_started_ = 0;   // Write() calls that reached the call
+  uint64_t writes_reported_ = 0;  // OnWriteDone reports
   absl::Status last_write_;
   bool finished_ = false;
   absl::Status status_;
