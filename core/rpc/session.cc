@@ -102,8 +102,12 @@ void Session::EmitControl(FrameType type, uint32_t stream,
 }
 
 Session::Stream* Session::Find(uint32_t stream) {
+  if (found_ != nullptr && found_id_ == stream) return found_;
   auto it = streams_.find(stream);
-  return it == streams_.end() ? nullptr : &it->second;
+  if (it == streams_.end()) return nullptr;
+  found_id_ = stream;
+  found_ = &it->second;
+  return found_;
 }
 
 absl::Status Session::ConnectionError(absl::Status why, SessionOutput& out) {
@@ -133,6 +137,7 @@ void Session::Abort(const absl::Status& why, SessionOutput& out) {
 
 void Session::EndStream(uint32_t stream, SessionEventType type, CallStatus status,
                         SessionOutput& out) {
+  found_ = nullptr;
   if (streams_.erase(stream) == 0) return;
   SessionEvent& e = NewEvent(out, type);
   e.stream = stream;
@@ -282,6 +287,7 @@ absl::Status Session::HandleHeaders(Frame& f, SessionOutput& out) {
                       : absl::StatusCode::kInvalidArgument,
                   std::string(headers.status().message()));
   }
+  found_ = nullptr;
   Stream& s = streams_[id];
   s.send_window = peer_.initial_window;
   s.recv_window = options_.local.initial_window;
@@ -351,6 +357,7 @@ absl::StatusOr<uint32_t> Session::StartCall(const RequestHeaders& headers, Sessi
   }
   const uint32_t id = next_stream_;
   next_stream_ += 2;
+  found_ = nullptr;
   Stream& s = streams_[id];
   s.send_window = peer_.initial_window;
   s.recv_window = options_.local.initial_window;
@@ -385,6 +392,7 @@ absl::Status Session::Finish(uint32_t stream, const CallStatus& status, SessionO
   if (role_ != Role::kServer || Find(stream) == nullptr) {
     return absl::FailedPreconditionError("no such call");
   }
+  found_ = nullptr;
   streams_.erase(stream);
   stats_.open_streams = streams_.size();
   EmitControl(FrameType::kTrailers, stream, [&](PayloadWriter& w) { EncodeStatus(status, w); },
@@ -449,6 +457,7 @@ void Session::ConsumeMessage(uint32_t stream, size_t bytes, SessionOutput& out) 
 }
 
 void Session::Cancel(uint32_t stream, const CallStatus& status, SessionOutput& out) {
+  found_ = nullptr;
   if (streams_.erase(stream) == 0) return;
   stats_.open_streams = streams_.size();
   if (!error_.ok()) return;

@@ -207,6 +207,10 @@ class Session {
   Settings peer_;  // defaults until the peer's SETTINGS arrives
   FrameDecoder decoder_;
   absl::flat_hash_map<uint32_t, Stream> streams_;
+  // Find's last answer; any insert or erase may move the map's slots, so
+  // both clear it (streams_ is changed nowhere else).
+  uint32_t found_id_ = 0;
+  Stream* found_ = nullptr;
   uint32_t next_stream_ = 1;     // client: next id to open
   uint32_t last_peer_stream_ = 0;  // server: highest id the client opened
   bool goaway_sent_ = false;

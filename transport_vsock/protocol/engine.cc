@@ -733,6 +733,7 @@ void Engine::Release(ConnId id) {
       pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
     }
   }
+  if (found_ == it->second.get()) found_ = nullptr;
   conns_.erase(it);
   stats_.connections = conns_.size();
 }
@@ -816,13 +817,16 @@ void Engine::EmitEvent(Actions& out, EventType type, ConnId conn, absl::Status s
 // Lookup
 
 Engine::Connection* Engine::Find(ConnId id) {
-  auto it = conns_.find(id);
-  return it == conns_.end() ? nullptr : it->second.get();
+  return const_cast<Connection*>(static_cast<const Engine*>(this)->Find(id));
 }
 
 const Engine::Connection* Engine::Find(ConnId id) const {
+  if (found_ != nullptr && found_id_ == id) return found_;
   auto it = conns_.find(id);
-  return it == conns_.end() ? nullptr : it->second.get();
+  if (it == conns_.end()) return nullptr;
+  found_id_ = id;
+  found_ = it->second.get();
+  return found_;
 }
 
 absl::StatusOr<Engine::Connection*> Engine::FindOwned(ConnId id) {

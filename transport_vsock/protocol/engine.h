@@ -294,6 +294,11 @@ class Engine {
   uint64_t next_id_ = 1;
   uint32_t port_cursor_;
   absl::flat_hash_map<ConnId, std::unique_ptr<Connection>> conns_;
+  // Find's last answer (connections are heap-held, so the pointer stays
+  // good until that id is erased; ids are never reused): a connection's
+  // packets and calls come in runs, and each would otherwise hash again.
+  mutable ConnId found_id_;
+  mutable Connection* found_ = nullptr;
   absl::flat_hash_map<PortPair, ConnId> by_ports_;
   // Local ports held by connections we initiated, with their owner.
   absl::flat_hash_map<uint32_t, ConnId> bound_ports_;
