@@ -107,10 +107,6 @@ class InProcessListener final : public transport::Listener {
 
  private:
   friend class VsockNode;
-
-  // Copies the engine's per-connection counters into this object before the
-  // engine forgets the connection (Close) or goes away (~VsockNode).
-  void SaveEngineStats();
   // Hands every waiting connection to the handler (if one is set).
   void AcceptPending();
 
