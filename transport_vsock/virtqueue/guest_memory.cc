@@ -130,21 +130,13 @@ absl::Status GuestMemory::ForEachSegment(
         absl::StrCat("guest range ", RangeString(addr, len), " overflows"));
   }
   // Pass 1: the whole range must be mapped before anything is touched.
-  if (!IsMapped(addr, len)) {
+  Segments segments;
+  if (!AppendSegments(addr, len, segments)) {
     return absl::OutOfRangeError(absl::StrCat(
         "guest range ", RangeString(addr, len), " is not entirely mapped"));
   }
   // Pass 2: hand out the pieces.
-  uint64_t cur = addr;
-  uint64_t remaining = len;
-  while (remaining > 0) {
-    const MemoryRegion* r = FindRegion(cur);
-    const uint64_t offset = cur - r->guest_addr;
-    const uint64_t chunk = std::min(remaining, r->size - offset);
-    fn(cur, absl::Span<uint8_t>(r->host_addr + offset, static_cast<size_t>(chunk)));
-    cur += chunk;
-    remaining -= chunk;
-  }
+  for (const Segment& s : segments) fn(s.guest_addr, s.host);
   return absl::OkStatus();
 }
 
