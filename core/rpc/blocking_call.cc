@@ -22,19 +22,19 @@ BlockingCall::~BlockingCall() {
 }
 
 bool BlockingCall::Write(SliceChain message) {
-  uint64_t mine;
+  uint64_t reported_before;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return false;
     ++writes_in_flight_;
-    mine = ++writes_started_;
+    reported_before = writes_reported_;
   }
   call_->Write(std::move(message));
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return writes_in_flight_ == 0; });
   // This write's own report decides (one write at a time): the end of the
   // call settles a write without one, and then it was not taken.
-  return writes_reported_ >= mine && last_write_.ok();
+  return writes_reported_ > reported_before && last_write_.ok();
 }
 
 void BlockingCall::WritesDone() { call_->WritesDone(); }

@@ -16,8 +16,8 @@
 #define VRPC_CORE_RPC_BLOCKING_CALL_H_
 
 #include <condition_variable>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -60,7 +60,6 @@ class BlockingCall final : private ClientCallObserver {
   std::condition_variable cv_;
   MessageQueue inbox_;
   int writes_in_flight_ = 0;
-  uint64_t writes_started_ = 0;   // Write() calls that reached the call
   uint64_t writes_reported_ = 0;  // OnWriteDone reports
   absl::Status last_write_;
   bool finished_ = false;
